@@ -1,0 +1,32 @@
+"""convbert-export: ConvBERT to ONNX and TensorRT, validated against the PyTorch reference.
+
+Nothing heavy is imported here: torch, onnxruntime and TensorRT load on first use, so an app
+that only serves an export directory never imports torch.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "ConvBertExportError": ("convbert_export.errors", "ConvBertExportError"),
+    "Tokenizer": ("convbert_export.tokenization", "Tokenizer"),
+    "export": ("convbert_export.export", "export"),
+    "validate": ("convbert_export.validate", "validate"),
+    "Pipeline": ("convbert_export.runtime.pipeline", "Pipeline"),
+    "TASKS": ("convbert_export.tasks", "TASKS"),
+    "get_task": ("convbert_export.tasks", "get_task"),
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'convbert_export' has no attribute {name!r}")

@@ -1,0 +1,66 @@
+"""Errors raised by convbert-export.
+
+Every error the package raises on purpose derives from :class:`ConvBertExportError`. Errors about
+bad input (a wrong argument, a malformed file, an unknown name) also derive from ``ValueError`` so
+callers that already catch ``ValueError`` keep working. The CLI turns these into one line:
+exit status 2 for bad usage or input, 1 for a failed validation.
+
+Messages follow one shape: what failed, "expected X, got Y", and the fix or the valid choices.
+"""
+
+from __future__ import annotations
+
+
+class ConvBertExportError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+    exit_code = 2
+
+
+class InvalidInputError(ConvBertExportError, ValueError):
+    """Bad input: an argument, a file or a request the caller can fix."""
+
+
+class ConfigError(InvalidInputError):
+    """A config.json value is missing, impossible or asks for something we refuse."""
+
+
+class CheckpointError(InvalidInputError):
+    """A checkpoint directory cannot be loaded (missing files, missing/unexpected/mis-shaped keys)."""
+
+
+class UnknownNameError(InvalidInputError, KeyError):
+    """A registry lookup missed (task, preset, backend, provider); the message lists what exists."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ExportError(ConvBertExportError):
+    """The export itself failed (tracing, ONNX checking, writing the output)."""
+
+
+class ValidationFailedError(ConvBertExportError):
+    """Backend outputs differ from the reference beyond the tolerances."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, report=None):
+        super().__init__(message)
+        self.report = report
+
+
+class MissingDependencyError(ConvBertExportError, ImportError):
+    """An optional dependency (TensorRT, onnxruntime-gpu, a compiler) is not installed."""
+
+
+class BuildError(ConvBertExportError):
+    """Building the custom-op library or a TensorRT engine failed."""
+
+
+class QueueFullError(ConvBertExportError):
+    """The micro-batcher's queue is full; retry later or raise max_queue."""
+
+
+class RequestError(InvalidInputError):
+    """One request in a batch is invalid; it fails alone."""
