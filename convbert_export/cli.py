@@ -1,0 +1,91 @@
+"""The ``convbert-export`` command line.
+
+Each command is one function in its own module under ``convbert_export/commands/`` (a click
+command named ``command``), registered in ``COMMANDS`` below and imported only when it runs, so
+``convbert-export predict`` never imports torch. Errors the package raises on purpose become one
+line on stderr: exit 2 for bad usage or input, 1 for a failed validation.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from .errors import ConvBertExportError
+
+# command name -> module under convbert_export.commands defining `command`
+COMMANDS: dict[str, str] = {
+    "demo": "demo",
+    "export": "export",
+    "validate": "validate",
+    "predict": "predict",
+    "build-ops": "build_ops",
+    "optimize": "optimize",
+    "benchmark": "benchmark",
+    "build-engine": "build_engine",
+}
+
+_HELP = {
+    "demo": "Export and validate every head of the built-in demo model.",
+    "export": "Export a checkpoint or preset to ONNX and validate it.",
+    "validate": "Validate an export directory against the PyTorch reference.",
+    "predict": "Run an export directory on texts (JSON lines in, JSON lines out).",
+    "build-ops": "Build the DynamicConv custom-op library for ONNX Runtime.",
+    "optimize": "Write an optimized (fused, int8 or fp16) copy of an export directory.",
+    "benchmark": "Benchmark export directories against the PyTorch reference.",
+    "build-engine": "Build a TensorRT (or TensorRT for RTX) engine from an export directory.",
+}
+
+
+def _available(name: str) -> bool:
+    return importlib.util.find_spec(f"convbert_export.commands.{COMMANDS[name]}") is not None
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx):
+        return [name for name in COMMANDS if _available(name)]
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS or not _available(name):
+            return None
+        module = importlib.import_module(f"convbert_export.commands.{COMMANDS[name]}")
+        return module.command
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, _HELP.get(name, "")) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="convbert-export")
+def cli():
+    """Export ConvBERT to ONNX and TensorRT, prove the export right, and serve it."""
+
+
+def main(argv=None) -> int:
+    """Console entry point: run the group, turning our errors into one line and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="convbert-export", standalone_mode=False)
+    except ConvBertExportError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

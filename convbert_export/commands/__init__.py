@@ -1,0 +1,1 @@
+"""One module per CLI command, each defining a click command named ``command``."""

@@ -1,0 +1,85 @@
+"""Atomic file and directory writes, and checksums."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import InvalidInputError
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write a text file through a temporary file in the same directory and rename it."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | os.PathLike, data) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def check_output_dir(output: str | os.PathLike, force: bool) -> Path:
+    """Refuse an existing output without ``force``; check the parent is writable."""
+    output = Path(output)
+    if output.exists() and not force:
+        raise InvalidInputError(
+            f"output directory {str(output)!r} already exists; pass --force (force=True) to replace it"
+        )
+    if output.exists() and not output.is_dir():
+        raise InvalidInputError(f"output {str(output)!r} exists and is not a directory")
+    parent = output.parent if str(output.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot create output directory {str(parent)!r}: {exc.strerror}") from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidInputError(
+            f"output directory {str(parent)!r} is not writable; choose another --output"
+        )
+    return output
+
+
+@contextmanager
+def atomic_directory(output: str | os.PathLike, force: bool = False):
+    """Yield a temporary directory beside ``output``; on success rename it into place.
+
+    On any error (or KeyboardInterrupt) the temporary directory is removed, so an interrupted
+    write never leaves a half-written ``output``. With ``force`` an existing ``output`` is
+    replaced only after the new one is complete.
+    """
+    output = check_output_dir(output, force)
+    tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.", suffix=".partial"))
+    try:
+        yield tmp
+        if output.exists():
+            old = output.with_name(f".{output.name}.old-{os.getpid()}")
+            os.replace(output, old)
+            os.replace(tmp, output)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, output)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
