@@ -1,0 +1,39 @@
+"""Serving: runners (one protocol per backend), task pipelines and the micro-batcher.
+
+Nothing here imports torch; onnxruntime and TensorRT load when a runner starts.
+
+    from convbert_export.runtime import OrtRunner, Pipeline, MicroBatcher
+"""
+
+from __future__ import annotations
+
+_LAZY = {
+    "Runner": ("convbert_export.runtime.base", "Runner"),
+    "TensorMeta": ("convbert_export.runtime.base", "TensorMeta"),
+    "ModelLimits": ("convbert_export.runtime.base", "ModelLimits"),
+    "OrtRunner": ("convbert_export.runtime.ort", "OrtRunner"),
+    "OrtSettings": ("convbert_export.runtime.ort", "OrtSettings"),
+    "TorchRunner": ("convbert_export.runtime.torch_ref", "TorchRunner"),
+    "Pipeline": ("convbert_export.runtime.pipeline", "Pipeline"),
+    "MicroBatcher": ("convbert_export.runtime.batcher", "MicroBatcher"),
+}
+
+# backend name -> (module, class): one entry per Runner class (ARCHITECTURE convention 4)
+RUNNERS: dict[str, tuple[str, str]] = {
+    "onnxruntime": ("convbert_export.runtime.ort", "OrtRunner"),
+    "torch": ("convbert_export.runtime.torch_ref", "TorchRunner"),
+    "tensorrt": ("convbert_export.runtime.trt", "TrtRunner"),
+}
+
+__all__ = list(_LAZY) + ["RUNNERS"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'convbert_export.runtime' has no attribute {name!r}")
