@@ -1,0 +1,148 @@
+"""``manifest.json``: what an export directory holds, read and written in one place.
+
+No torch here: serving code reads manifests. The format is documented in
+docs/ARCHITECTURE.md ("Export directory").
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import InvalidInputError
+from .fileio import sha256_file, write_json_atomic
+
+FORMAT = "convbert-export/1"
+MANIFEST = "manifest.json"
+# files that are written after the manifest (or are it) and so carry no checksum in it
+UNCHECKED = {MANIFEST, "validation.json", "validation.md"}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str
+    axes: tuple[str, ...]
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TensorSpec":
+        return cls(name=data["name"], dtype=data["dtype"], axes=tuple(data["axes"]))
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "dtype": self.dtype, "axes": list(self.axes)}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The parsed manifest of an export directory."""
+
+    task: str
+    architecture: str
+    opset: int
+    dynamic_conv: dict
+    padding: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    model: dict
+    id2label: dict = field(default_factory=dict)
+    precision: str = "fp32"
+    transformations: tuple = ()
+    versions: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)
+    format: str = FORMAT
+
+    @property
+    def dynamic_conv_mode(self) -> str:
+        return self.dynamic_conv.get("mode", "decomposed")
+
+    @property
+    def uses_custom_op(self) -> bool:
+        return self.dynamic_conv_mode == "custom-op"
+
+    @property
+    def labels(self) -> list[str]:
+        """Label names in id order (empty for tasks without labels)."""
+        return [self.id2label[k] for k in sorted(self.id2label, key=int)]
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["inputs"] = [spec.to_dict() for spec in self.inputs]
+        data["outputs"] = [spec.to_dict() for spec in self.outputs]
+        data["transformations"] = list(self.transformations)
+        order = ["format", "task", "architecture", "id2label", "opset", "dynamic_conv", "padding",
+                 "precision", "inputs", "outputs", "model", "transformations", "versions", "files"]
+        return {key: data[key] for key in order}
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "manifest") -> "Manifest":
+        if data.get("format") != FORMAT:
+            raise InvalidInputError(
+                f"{source}: unsupported manifest format {data.get('format')!r}; expected {FORMAT!r} "
+                "(re-export the model with this version of convbert-export)"
+            )
+        try:
+            return cls(
+                format=data["format"],
+                task=data["task"],
+                architecture=data["architecture"],
+                opset=int(data["opset"]),
+                dynamic_conv=dict(data["dynamic_conv"]),
+                padding=data["padding"],
+                inputs=tuple(TensorSpec.from_dict(d) for d in data["inputs"]),
+                outputs=tuple(TensorSpec.from_dict(d) for d in data["outputs"]),
+                model=dict(data["model"]),
+                id2label={str(k): v for k, v in (data.get("id2label") or {}).items()},
+                precision=data.get("precision", "fp32"),
+                transformations=tuple(data.get("transformations", ())),
+                versions=dict(data.get("versions", {})),
+                files=dict(data.get("files", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInputError(f"{source}: malformed manifest ({exc!r}); re-export the model") from None
+
+
+def load_manifest(export_dir: str | Path) -> Manifest:
+    """Read ``export_dir/manifest.json``; a missing or malformed one gives a clear error."""
+    path = Path(export_dir) / MANIFEST
+    if not Path(export_dir).is_dir():
+        raise InvalidInputError(f"export directory {str(export_dir)!r} does not exist")
+    if not path.is_file():
+        raise InvalidInputError(
+            f"{str(export_dir)!r} is not an export directory: no {MANIFEST}; "
+            "create one with `convbert-export export`"
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{path}: invalid JSON ({exc})") from None
+    return Manifest.from_dict(data, source=str(path))
+
+
+def file_checksums(directory: str | Path) -> dict[str, str]:
+    """sha256 of every regular file under ``directory`` except the unchecked ones."""
+    directory = Path(directory)
+    return {
+        str(path.relative_to(directory)): sha256_file(path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and str(path.relative_to(directory)) not in UNCHECKED
+    }
+
+
+def verify_checksums(export_dir: str | Path, manifest: Manifest | None = None) -> list[str]:
+    """Return a list of problems (missing, changed or unlisted files); empty when all match."""
+    manifest = manifest or load_manifest(export_dir)
+    actual = file_checksums(export_dir)
+    problems = []
+    for name, digest in manifest.files.items():
+        if name not in actual:
+            problems.append(f"{name}: listed in the manifest but missing")
+        elif actual[name] != digest:
+            problems.append(f"{name}: sha256 {actual[name][:12]}... differs from the manifest's {digest[:12]}...")
+    for name in sorted(set(actual) - set(manifest.files)):
+        problems.append(f"{name}: present but not listed in the manifest")
+    return problems
+
+
+def write_manifest(directory: str | Path, manifest: Manifest) -> None:
+    write_json_atomic(Path(directory) / MANIFEST, manifest.to_dict())
