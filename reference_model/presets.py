@@ -1,0 +1,127 @@
+"""Named model shapes with seeded random weights, for demos, tests and benchmarks.
+
+``conv-bert-base``, ``conv-bert-medium-small`` and ``conv-bert-small`` have the shapes of the
+published YituTech checkpoints (vocab 30522, 512 positions, 2 token types, pad id 0); ``demo`` is
+a tiny model over the built-in demo WordPiece vocabulary that exports and validates in seconds.
+Weights are drawn like transformers initializes them (normal(0, initializer_range) for linear,
+convolution and embedding weights, LayerNorm 1/0, biases 0) from ``torch.Generator(seed)``, so a
+preset is the same model on every machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from convbert_export.errors import UnknownNameError
+
+from .configuration import ConvBertConfig
+
+# The demo WordPiece vocabulary shipped with convbert_export; its size when the file is absent.
+DEMO_VOCAB_PATH = Path(__file__).resolve().parent.parent / "convbert_export" / "data" / "demo_vocab" / "vocab.txt"
+DEMO_VOCAB_SIZE = 8192
+
+_COMMON: dict[str, Any] = {
+    "vocab_size": 30522,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+    "pad_token_id": 0,
+    "conv_kernel_size": 9,
+    "head_ratio": 2,
+    "hidden_act": "gelu",
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "conv-bert-base": {
+        **_COMMON, "embedding_size": 768, "hidden_size": 768, "num_hidden_layers": 12,
+        "num_attention_heads": 12, "intermediate_size": 3072, "num_groups": 1,
+    },
+    "conv-bert-medium-small": {
+        **_COMMON, "embedding_size": 128, "hidden_size": 384, "num_hidden_layers": 12,
+        "num_attention_heads": 8, "intermediate_size": 1536, "num_groups": 2,
+    },
+    "conv-bert-small": {
+        **_COMMON, "embedding_size": 128, "hidden_size": 256, "num_hidden_layers": 12,
+        "num_attention_heads": 4, "intermediate_size": 1024, "num_groups": 1,
+    },
+    "demo": {
+        **_COMMON, "vocab_size": DEMO_VOCAB_SIZE, "max_position_embeddings": 128,
+        "embedding_size": 64, "hidden_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "intermediate_size": 128, "num_groups": 1,
+    },
+}
+
+# Labels the presets give their classification heads.
+TOKEN_CLASSIFICATION_LABELS = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
+
+
+def demo_vocab_size() -> int:
+    """Lines in the shipped demo vocab.txt, or DEMO_VOCAB_SIZE when it is not there."""
+    if DEMO_VOCAB_PATH.is_file():
+        with DEMO_VOCAB_PATH.open(encoding="utf-8") as handle:
+            return sum(1 for _ in handle)
+    return DEMO_VOCAB_SIZE
+
+
+def preset_config(name: str, task: str = "feature-extraction") -> ConvBertConfig:
+    """The config of a preset for one task (architectures and labels filled in)."""
+    from convbert_export.tasks import get_task
+
+    if name not in PRESETS:
+        raise UnknownNameError(f"unknown preset {name!r}; expected one of: {', '.join(PRESETS)}")
+    spec = get_task(task)
+    values = dict(PRESETS[name])
+    if name == "demo":
+        values["vocab_size"] = demo_vocab_size()
+    values["architectures"] = [spec.architecture]
+    if task == "token-classification":
+        values["id2label"] = dict(enumerate(TOKEN_CLASSIFICATION_LABELS))
+    return ConvBertConfig(**values)
+
+
+@torch.no_grad()
+def initialize_weights(model: nn.Module, initializer_range: float, generator: torch.Generator) -> None:
+    """transformers' ConvBERT initialization, drawn from ``generator``."""
+    from .modeling import GroupedLinearLayer, SeparableConv1D
+
+    seen: set[int] = set()  # a tied weight is drawn once (as the embedding)
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        if isinstance(weight, torch.Tensor):
+            if id(weight) in seen:
+                continue
+            seen.add(id(weight))
+        if isinstance(module, (nn.Linear, nn.Conv1d)):
+            nn.init.normal_(module.weight, 0.0, initializer_range, generator=generator)
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, 0.0, initializer_range, generator=generator)
+            if module.padding_idx is not None:
+                module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            module.weight.fill_(1.0)
+            module.bias.zero_()
+        elif isinstance(module, GroupedLinearLayer):
+            nn.init.normal_(module.weight, 0.0, initializer_range, generator=generator)
+            module.bias.zero_()
+        elif isinstance(module, SeparableConv1D):
+            module.bias.zero_()
+
+
+def from_preset(name: str, task: str = "feature-extraction", seed: int = 0):
+    """A preset model for ``task`` with seeded random weights, in eval mode.
+
+    Raises UnknownNameError (listing what exists) for an unknown preset or task.
+    """
+    from .modeling import MODEL_CLASSES
+
+    config = preset_config(name, task)
+    model = MODEL_CLASSES[config.architectures[0]](config)
+    generator = torch.Generator().manual_seed(seed)
+    initialize_weights(model, config.initializer_range, generator)
+    model.tie_weights()
+    return model.eval()
