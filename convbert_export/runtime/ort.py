@@ -1,0 +1,239 @@
+"""ONNX Runtime runner.
+
+``OrtRunner(export_dir_or_model_path, provider="cpu", settings=OrtSettings(...))``
+
+* Providers by name: ``cpu``, ``cuda``, ``tensorrt``. One that this onnxruntime build lacks
+  gives a warning naming the fallback used (tensorrt -> cuda -> cpu), never a failure.
+* Session options as a frozen dataclass (:class:`OrtSettings`): intra/inter-op threads, graph
+  optimization level, spinning (disable it when timing, or when another process shares the
+  cores: ORT's workers keep spinning after a call and slow whatever runs next).
+* The DynamicConv custom-op library (``convbert_export.custom_ops``) is registered when the
+  model uses the custom domain. If it cannot be loaded, a warning says so and ORT runs the
+  model-local function carried in the graph instead (same result, slower).
+* IO binding on CUDA: inputs copied once, outputs allocated by ORT on the device and copied
+  back once per call.
+
+Imports onnxruntime lazily (in ``start``), and never torch.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InvalidInputError, MissingDependencyError, UnknownNameError
+from .base import ModelLimits, Runner, TensorMeta, read_manifest
+
+__all__ = ["OrtSettings", "OrtRunner", "PROVIDERS", "CUSTOM_DOMAIN"]
+
+CUSTOM_DOMAIN = "com.convbert_export"
+
+PROVIDERS: dict[str, str] = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+_FALLBACK = {"tensorrt": ["cuda", "cpu"], "cuda": ["cpu"], "cpu": []}
+
+_OPT_LEVELS = ("disable", "basic", "extended", "all")
+
+_ORT_TYPES = {
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(bool)": np.bool_,
+}
+
+
+@dataclass(frozen=True)
+class OrtSettings:
+    """ONNX Runtime session settings.
+
+    Attributes:
+        intra_op_threads: threads inside one operator; 0 lets ORT choose (all cores).
+        inter_op_threads: threads across independent operators; 0 lets ORT choose.
+        graph_optimization: one of ``disable``, ``basic``, ``extended``, ``all`` (ORT default).
+        allow_spinning: keep worker threads spinning between calls (ORT's default True is
+            fastest for back-to-back calls on a dedicated machine; False is fairer on shared
+            cores and for interleaved benchmarks).
+        io_binding: bind inputs/outputs explicitly; ``None`` = on for CUDA, off otherwise.
+        register_custom_ops: register the DynamicConv library when the model needs it.
+        log_severity: ORT's log level (0 verbose .. 4 fatal).
+    """
+
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+    graph_optimization: str = "all"
+    allow_spinning: bool = True
+    io_binding: bool | None = None
+    register_custom_ops: bool = True
+    log_severity: int = 3
+
+    def __post_init__(self):
+        if self.graph_optimization not in _OPT_LEVELS:
+            raise UnknownNameError(
+                f"unknown graph optimization level {self.graph_optimization!r}; expected one of: "
+                f"{', '.join(_OPT_LEVELS)}"
+            )
+        for name in ("intra_op_threads", "inter_op_threads"):
+            if getattr(self, name) < 0:
+                raise InvalidInputError(f"{name} must be >= 0 (0 = ORT's choice), got {getattr(self, name)}")
+
+
+def _model_and_manifest(path: str | os.PathLike) -> tuple[Path, dict | None]:
+    path = Path(path)
+    if path.is_dir():
+        manifest = read_manifest(path)
+        model = path / "model.onnx"
+        if not model.is_file():
+            raise InvalidInputError(f"export directory {str(path)!r} has no model.onnx")
+        return model, manifest
+    if not path.is_file():
+        raise InvalidInputError(
+            f"model not found: {str(path)!r}; expected an export directory or a .onnx file"
+        )
+    manifest_path = path.parent / "manifest.json"
+    return path, (read_manifest(path.parent) if manifest_path.is_file() else None)
+
+
+def resolve_providers(provider: str, available: list[str]) -> tuple[str, list[str]]:
+    """Map a provider name to ORT provider names, falling back (with a warning) when missing.
+
+    Returns ``(name actually used, ORT providers list)``.
+    """
+    if provider not in PROVIDERS:
+        raise UnknownNameError(f"unknown provider {provider!r}; expected one of: {', '.join(PROVIDERS)}")
+    for name in [provider, *_FALLBACK[provider]]:
+        if PROVIDERS[name] in available:
+            if name != provider:
+                warnings.warn(
+                    f"ONNX Runtime provider {provider!r} ({PROVIDERS[provider]}) is not available in "
+                    f"this onnxruntime build (available: {', '.join(available)}); falling back to "
+                    f"{name!r}. Install onnxruntime-gpu for cuda/tensorrt.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            chain = [PROVIDERS[n] for n in [name, *_FALLBACK[name]] if PROVIDERS[n] in available]
+            return name, chain
+    raise MissingDependencyError(f"no usable ONNX Runtime provider among {available}")
+
+
+class OrtRunner(Runner):
+    """Runs an ONNX model (an export directory or a .onnx path) with ONNX Runtime.
+
+    Args:
+        model: export directory (with manifest.json) or path of a .onnx file.
+        provider: ``cpu``, ``cuda`` or ``tensorrt``.
+        settings: session settings.
+        limits: input value ranges; default: the manifest's ``model`` section.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike,
+        provider: str = "cpu",
+        settings: OrtSettings | None = None,
+        limits: ModelLimits | None = None,
+    ):
+        self.model_path, self.manifest = _model_and_manifest(model)
+        if provider not in PROVIDERS:
+            raise UnknownNameError(f"unknown provider {provider!r}; expected one of: {', '.join(PROVIDERS)}")
+        if limits is None and self.manifest is not None:
+            limits = ModelLimits.from_mapping(self.manifest.get("model"))
+        super().__init__(limits=limits, name="OrtRunner")
+        self.requested_provider = provider
+        self.provider: str | None = None
+        self.settings = settings or OrtSettings()
+        self.custom_ops_registered = False
+        self._session = None
+        self._io_binding = False
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    def _needs_custom_ops(self) -> bool:
+        if self.manifest is None:
+            return True  # unknown: registering an unused library is harmless
+        conv = self.manifest.get("dynamic_conv") or {}
+        return conv.get("mode", "decomposed") != "decomposed" or conv.get("uses_custom_domain", False)
+
+    def _register_custom_ops(self, options) -> None:
+        try:
+            from .. import custom_ops  # noqa: PLC0415 - optional part, loaded on start
+
+            custom_ops.register(options)
+            self.custom_ops_registered = True
+        except Exception as exc:  # the library is optional: the graph carries a local function
+            warnings.warn(
+                f"DynamicConv custom-op library not registered ({type(exc).__name__}: {exc}); ONNX "
+                "Runtime will run the model-local function instead (same result, slower). Build the "
+                "library with `convbert-export build-ops`.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+
+    def start_impl(self) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # pragma: no cover - onnxruntime is a dependency
+            raise MissingDependencyError("onnxruntime is not installed: pip install onnxruntime") from exc
+        s = self.settings
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = s.intra_op_threads
+        options.inter_op_num_threads = s.inter_op_threads
+        options.log_severity_level = s.log_severity
+        options.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[s.graph_optimization]
+        if not s.allow_spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        if s.register_custom_ops and self._needs_custom_ops():
+            self._register_custom_ops(options)
+        self.provider, providers = resolve_providers(self.requested_provider, ort.get_available_providers())
+        try:
+            self._session = ort.InferenceSession(str(self.model_path), sess_options=options, providers=providers)
+        except Exception as exc:
+            raise InvalidInputError(
+                f"ONNX Runtime could not load {str(self.model_path)!r}: {exc}"
+            ) from exc
+        self.input_metadata = {
+            arg.name: TensorMeta(
+                arg.name,
+                np.dtype(_ORT_TYPES.get(arg.type, np.float32)),
+                tuple(d if isinstance(d, int) else (d or "?") for d in arg.shape),
+            )
+            for arg in self._session.get_inputs()
+        }
+        self.output_names = tuple(arg.name for arg in self._session.get_outputs())
+        self._io_binding = s.io_binding if s.io_binding is not None else self.provider in ("cuda", "tensorrt")
+
+    def close_impl(self) -> None:
+        self._session = None
+
+    @property
+    def session(self):
+        """The underlying ``onnxruntime.InferenceSession`` (None when not started)."""
+        return self._session
+
+    # ---- inference ---------------------------------------------------------------------
+    def run_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._io_binding:
+            binding = self._session.io_binding()
+            for name, value in feeds.items():
+                binding.bind_cpu_input(name, np.ascontiguousarray(value))
+            device = "cuda" if self.provider in ("cuda", "tensorrt") else "cpu"
+            for name in self.output_names:
+                binding.bind_output(name, device)
+            self._session.run_with_iobinding(binding)
+            values = binding.copy_outputs_to_cpu()
+        else:
+            values = self._session.run(list(self.output_names), feeds)
+        return dict(zip(self.output_names, values))

@@ -1,0 +1,86 @@
+"""The PyTorch reference behind the Runner protocol.
+
+An export directory holds no torch weights, so ``TorchRunner`` takes a reference model
+directory (a checkpoint: config.json + weights, loaded with ``reference_model.load``) or an
+already built model object. torch is imported only here, and only when the runner starts.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from ..tasks import TaskSpec, get_task, task_for_architecture
+from .base import ModelLimits, Runner, TensorMeta
+
+__all__ = ["TorchRunner"]
+
+
+class TorchRunner(Runner):
+    """Runs the reference model (``reference_model``) with torch, in eval mode, without grad.
+
+    Args:
+        model: a checkpoint directory or a reference model object (a head with ``.config``).
+        task: the task; default: the model's ``architectures`` entry.
+        exact_padding: if not None, calls ``model.set_exact_padding(exact_padding)`` (True
+            matches an export whose manifest says ``padding: "exact"``).
+        limits: input value ranges; default: read from the model's config.
+    """
+
+    def __init__(
+        self,
+        model,
+        task: str | None = None,
+        exact_padding: bool | None = None,
+        limits: ModelLimits | None = None,
+    ):
+        super().__init__(limits=limits, name="TorchRunner")
+        self._source = model
+        self._task_name = task
+        self.exact_padding = exact_padding
+        self.model = None
+        self.task: TaskSpec | None = get_task(task) if task else None
+
+    def start_impl(self) -> None:
+        import torch  # noqa: F401 - lazily, on start
+
+        model = self._source
+        if isinstance(model, (str, os.PathLike)):
+            import reference_model
+
+            model = reference_model.load(model, task=self._task_name)
+        if not hasattr(model, "config"):
+            raise InvalidInputError(
+                f"TorchRunner expects a checkpoint directory or a reference model, got {type(model).__name__}"
+            )
+        model.eval()
+        if self.exact_padding is not None:
+            model.set_exact_padding(self.exact_padding)
+        if self.task is None:
+            self.task = task_for_architecture(type(model).__name__)
+        config = model.config
+        if self.limits == ModelLimits():
+            self.limits = ModelLimits(
+                vocab_size=getattr(config, "vocab_size", None),
+                type_vocab_size=getattr(config, "type_vocab_size", None),
+                max_position_embeddings=getattr(config, "max_position_embeddings", None),
+                pad_token_id=getattr(config, "pad_token_id", None),
+            )
+        self.model = model
+        self.input_metadata = {
+            name: TensorMeta(name, np.dtype(np.int64), axes) for name, axes in self.task.inputs.items()
+        }
+        self.output_names = self.task.output_names
+
+    def close_impl(self) -> None:
+        self.model = None
+
+    def run_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        tensors = {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in feeds.items()}
+        with torch.inference_mode():
+            out = self.model(**tensors)
+        return {name: out[name].detach().float().cpu().numpy() for name in self.output_names}
