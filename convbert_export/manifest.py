@@ -50,6 +50,7 @@ class Manifest:
     transformations: tuple = ()
     versions: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)
+    source: dict = field(default_factory=dict)
     format: str = FORMAT
 
     @property
@@ -71,7 +72,7 @@ class Manifest:
         data["outputs"] = [spec.to_dict() for spec in self.outputs]
         data["transformations"] = list(self.transformations)
         order = ["format", "task", "architecture", "id2label", "opset", "dynamic_conv", "padding",
-                 "precision", "inputs", "outputs", "model", "transformations", "versions", "files"]
+                 "precision", "inputs", "outputs", "model", "source", "transformations", "versions", "files"]
         return {key: data[key] for key in order}
 
     @classmethod
@@ -97,6 +98,7 @@ class Manifest:
                 transformations=tuple(data.get("transformations", ())),
                 versions=dict(data.get("versions", {})),
                 files=dict(data.get("files", {})),
+                source=dict(data.get("source", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError(f"{source}: malformed manifest ({exc!r}); re-export the model") from None

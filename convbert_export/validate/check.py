@@ -1,0 +1,428 @@
+"""Validate an export directory against the PyTorch reference.
+
+Runs the reference and ONNX Runtime (CPU) on (a) a seeded grid of random inputs (batch x
+sequence, right padding, both token types) and (b) real texts through the export's own
+tokenizer; compares every output (names, then shapes, then values), accumulates task-level
+agreement, measures the padding effect, and writes ``validation.json`` / ``validation.md``.
+All failures are collected first; then the result is pass or fail.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InvalidInputError, ValidationFailedError
+from ..fileio import write_json_atomic, write_text_atomic
+from ..manifest import Manifest, load_manifest, verify_checksums
+from ..progress import QUIET, Progress
+from ..tasks import get_task
+from .compare import Agreement, OutputStats, update_agreement
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    """What to run and how strict to be.
+
+    Attributes:
+        atol, rtol: tolerances (None: the task's defaults, 1e-5 for fp32).
+        batches, sequences: the random grid; ``0`` in sequences means max_position_embeddings.
+        num_choices: choices per example for multiple choice.
+        texts: also run the packaged validation texts through the tokenizer.
+        min_agreement: fail when task agreement is below this fraction (None: report only).
+        min_cosine: fail when hidden-state cosine is below this (None: report only).
+        use_library: for custom-op exports, register the DynamicConv library ("auto": if it
+            builds; True: required; False: run the model-local function instead).
+        seed: seed of the random inputs.
+    """
+
+    atol: float | None = None
+    rtol: float | None = None
+    batches: tuple[int, ...] = (1, 2, 5)
+    sequences: tuple[int, ...] = (1, 7, 128, 0)
+    num_choices: tuple[int, ...] = (2, 4)
+    texts: bool = True
+    min_agreement: float | None = None
+    min_cosine: float | None = None
+    use_library: bool | str = "auto"
+    seed: int = 0
+
+
+@dataclass
+class ValidationReport:
+    export_dir: str
+    task: str
+    dynamic_conv: str
+    padding: str
+    precision: str
+    provider: str
+    outputs: dict[str, OutputStats]
+    agreement: Agreement
+    failures: list[str] = field(default_factory=list)
+    cases: list[str] = field(default_factory=list)
+    padding_effect: dict = field(default_factory=dict)
+    library: str = ""
+    elapsed_s: float = 0.0
+    environment: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict:
+        return {
+            "passed": self.passed,
+            "task": self.task,
+            "export_dir": self.export_dir,
+            "dynamic_conv": self.dynamic_conv,
+            "padding": self.padding,
+            "precision": self.precision,
+            "provider": self.provider,
+            "custom_op_library": self.library,
+            "outputs": [stats.to_dict() for stats in self.outputs.values()],
+            "agreement": self.agreement.to_dict(),
+            "padding_effect": self.padding_effect,
+            "failures": self.failures,
+            "cases": self.cases,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "environment": self.environment,
+        }
+
+    def summary(self) -> str:
+        """One line per failure, for the error message."""
+        return "; ".join(self.failures)
+
+
+# ----------------------------------------------------------------------------------- inputs
+
+
+def random_cases(manifest: Manifest, settings: ValidationSettings):
+    """Yield (name, feeds) over the seeded grid."""
+    spec = get_task(manifest.task)
+    model = manifest.model
+    max_len = int(model["max_position_embeddings"])
+    vocab, types = int(model["vocab_size"]), int(model.get("type_vocab_size", 2))
+    rng = np.random.default_rng(settings.seed)
+    sequences = sorted({max_len if s == 0 else min(s, max_len) for s in settings.sequences})
+    choices = settings.num_choices if spec.multiple_choice else (None,)
+    for batch in settings.batches:
+        for seq in sequences:
+            for nc in choices:
+                rows = batch * (nc or 1)
+                ids = rng.integers(0, vocab, size=(rows, seq), dtype=np.int64)
+                lengths = rng.integers(1, seq + 1, size=rows)
+                lengths[0] = seq  # at least one row unpadded
+                mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int64)
+                token_types = np.zeros((rows, seq), dtype=np.int64)
+                if types > 1:
+                    split = np.maximum(lengths // 2, 1)
+                    token_types = ((np.arange(seq)[None, :] >= split[:, None]) & (mask == 1)).astype(np.int64)
+                ids = np.where(mask == 1, ids, int(model.get("pad_token_id") or 0))
+                shape = (batch, nc, seq) if nc else (batch, seq)
+                name = f"random b={batch}" + (f" c={nc}" if nc else "") + f" s={seq}"
+                yield name, {
+                    "input_ids": ids.reshape(shape),
+                    "attention_mask": mask.reshape(shape),
+                    "token_type_ids": token_types.reshape(shape),
+                }
+
+
+def text_cases(manifest: Manifest, export_dir: Path, batch_size: int = 8):
+    """Yield (name, feeds) of the packaged validation texts, tokenized for the task."""
+    from ..tokenization import Tokenizer, validation_texts
+
+    tokenizer = Tokenizer.from_pretrained(export_dir)
+    max_len = min(int(manifest.model["max_position_embeddings"]), tokenizer.model_max_length or 10**9)
+    items = validation_texts()
+    task = manifest.task
+    kw = dict(truncation=True, max_length=max_len, padding="longest")
+    if task == "multiple-choice":
+        examples = [it for it in items if "choices" in it]
+        if not examples:
+            return
+        width = max(len(it["choices"]) for it in examples)
+        for start in range(0, len(examples), batch_size):
+            group = examples[start : start + batch_size]
+            prompts = [it["prompt"] for it in group for _ in range(width)]
+            choices = [
+                (it["choices"][i] if i < len(it["choices"]) else it["choices"][-1]) for it in group for i in range(width)
+            ]
+            enc = tokenizer(prompts, choices, **kw)
+            shape = (len(group), width, enc["input_ids"].shape[-1])
+            yield f"texts mc[{start}:{start + len(group)}]", {k: enc[k].reshape(shape) for k in _INPUTS}
+        return
+    if task == "question-answering":
+        pairs = [(it["question"], it["context"]) for it in items if "question" in it]
+        kw["truncation"] = "only_second"
+    elif task == "text-classification":
+        pairs = [(it["text"], it.get("text_pair")) for it in items if "text" in it]
+    else:
+        pairs = [(it["text"], None) for it in items if "text" in it]
+    for start in range(0, len(pairs), batch_size):
+        group = pairs[start : start + batch_size]
+        firsts = [a for a, _ in group]
+        seconds = [b for _, b in group]
+        if all(b is None for b in seconds):
+            enc = tokenizer(firsts, **kw)
+        elif all(b is not None for b in seconds):
+            enc = tokenizer(firsts, seconds, **kw)
+        else:  # mixed singles and pairs: encode separately, pad together
+            yield from _mixed(tokenizer, group, kw, start)
+            continue
+        yield f"texts [{start}:{start + len(group)}]", {k: enc[k] for k in _INPUTS}
+
+
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def _mixed(tokenizer, group, kw, start):
+    singles = [(i, a) for i, (a, b) in enumerate(group) if b is None]
+    pairs = [(i, a, b) for i, (a, b) in enumerate(group) if b is not None]
+    if singles:
+        enc = tokenizer([a for _, a in singles], **kw)
+        yield f"texts [{start}] singles", {k: enc[k] for k in _INPUTS}
+    if pairs:
+        enc = tokenizer([a for _, a, _ in pairs], [b for _, _, b in pairs], **kw)
+        yield f"texts [{start}] pairs", {k: enc[k] for k in _INPUTS}
+
+
+# -------------------------------------------------------------------------------- backends
+
+
+def reference_for(manifest: Manifest, model=None):
+    """The reference head for an export: ``model`` (module or checkpoint dir) or the manifest's source."""
+    import reference_model
+
+    if model is None:
+        source = manifest.source
+        if source.get("preset"):
+            model = reference_model.from_preset(source["preset"], manifest.task, seed=int(source.get("seed", 0)))
+        elif source.get("checkpoint"):
+            path = Path(source["checkpoint"])
+            if not path.is_dir():
+                raise InvalidInputError(
+                    f"the export's source checkpoint {str(path)!r} no longer exists; "
+                    "pass the checkpoint with --model DIR (model=...)"
+                )
+            model = reference_model.load(path, task=manifest.task)
+        else:
+            raise InvalidInputError("the manifest names no source model; pass the checkpoint with --model DIR (model=...)")
+    elif isinstance(model, (str, Path)):
+        model = reference_model.load(model, task=manifest.task)
+    model.eval()
+    model.set_exact_padding(manifest.padding == "exact")
+    return model
+
+
+def run_reference(model, feeds: dict) -> dict[str, np.ndarray]:
+    import torch
+
+    with torch.inference_mode():
+        out = model(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in feeds.items()})
+    return {k: v.detach().float().numpy() for k, v in out.items()}
+
+
+def ort_session(export_dir: Path, manifest: Manifest, use_library: bool | str = "auto", threads: int | None = None):
+    """An ONNX Runtime CPU session for the export; returns (session, library description)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+    library = "not needed"
+    if manifest.uses_custom_op:
+        library = "not loaded (model-local function)"
+        if use_library:
+            from .. import custom_ops
+
+            try:
+                path = custom_ops.library_path()
+                options.register_custom_ops_library(str(path))
+                library = f"loaded ({Path(path).name})"
+            except Exception as exc:
+                if use_library is True:
+                    raise
+                library = f"not loaded: {str(exc).splitlines()[0]}"
+    session = ort.InferenceSession(str(export_dir / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    return session, library
+
+
+# ------------------------------------------------------------------------------ validation
+
+
+def validate(
+    export_dir: str | Path,
+    model=None,
+    settings: ValidationSettings | None = None,
+    *,
+    progress: Progress | None = None,
+    raise_on_failure: bool = True,
+    write: bool = True,
+) -> ValidationReport:
+    """Validate ``export_dir`` against the PyTorch reference and write the reports.
+
+    Args:
+        export_dir: an export directory (manifest.json, model.onnx, ...).
+        model: the reference: a reference_model head, a checkpoint directory, or None to rebuild
+            it from the manifest's source (a preset and seed, or the checkpoint path).
+        settings: grid and tolerances; see :class:`ValidationSettings`.
+        raise_on_failure: raise :class:`ValidationFailedError` (carrying the report) on failure.
+        write: write validation.json and validation.md into ``export_dir``.
+    """
+    settings = settings or ValidationSettings()
+    progress = progress or QUIET
+    export_dir = Path(export_dir)
+    started = time.perf_counter()
+    manifest = load_manifest(export_dir)
+    spec = get_task(manifest.task)
+    atol = spec.atol if settings.atol is None else settings.atol
+    rtol = spec.rtol if settings.rtol is None else settings.rtol
+    failures = [f"checksum: {problem}" for problem in verify_checksums(export_dir, manifest)]
+
+    with progress.step(f"[{manifest.task}] loading the reference"):
+        reference = reference_for(manifest, model)
+    session, library = ort_session(export_dir, manifest, settings.use_library)
+    got_names = [o.name for o in session.get_outputs()]
+    if got_names != list(spec.output_names):
+        failures.append(f"output names: expected {list(spec.output_names)}, got {got_names}")
+
+    stats = {name: OutputStats(name, atol, rtol) for name in spec.output_names}
+    agreement = Agreement(spec.agreement)
+    cases = list(random_cases(manifest, settings))
+    if settings.texts:
+        cases += list(text_cases(manifest, export_dir))
+    shape_failures: dict[str, str] = {}
+    for name, feeds in progress.iterate(cases, f"[{manifest.task}] validating {len(cases)} cases"):
+        ref = run_reference(reference, feeds)
+        got = dict(zip(got_names, session.run(None, feeds)))
+        mask = feeds["attention_mask"].reshape(-1, feeds["attention_mask"].shape[-1]).astype(bool)
+        for out_name in spec.output_names:
+            if out_name not in got:
+                continue
+            if got[out_name].shape != ref[out_name].shape:
+                shape_failures.setdefault(
+                    out_name, f"{out_name} shape in case {name!r}: expected {ref[out_name].shape}, got {got[out_name].shape}"
+                )
+                continue
+            stats[out_name].update(name, got[out_name], ref[out_name])
+        if not shape_failures:
+            token_mask = None if spec.multiple_choice else mask
+            update_agreement(agreement, spec.agreement, got, ref, token_mask)
+    failures += list(shape_failures.values())
+    for s in stats.values():
+        if s.elements and not s.passed:
+            failures.append(
+                f"{s.name}: max abs diff {s.max_abs:.3g} (max rel {s.max_rel:.3g}) exceeds atol {s.atol:g} / rtol {s.rtol:g} "
+                f"in {s.violations} of {s.elements} values" + (f", {s.nonfinite} non-finite" if s.nonfinite else "")
+                + f"; worst case {s.worst_case!r}"
+            )
+    rate = agreement.rate
+    if spec.agreement == "cosine":
+        if settings.min_cosine is not None and not rate >= settings.min_cosine:
+            failures.append(f"hidden-state cosine {rate:.6f} is below the threshold {settings.min_cosine}")
+    elif settings.min_agreement is not None and not rate >= settings.min_agreement:
+        failures.append(f"{spec.agreement} agreement {rate:.2%} is below the threshold {settings.min_agreement:.2%}")
+
+    report = ValidationReport(
+        export_dir=str(export_dir),
+        task=manifest.task,
+        dynamic_conv=manifest.dynamic_conv_mode,
+        padding=manifest.padding,
+        precision=manifest.precision,
+        provider="onnxruntime CPUExecutionProvider",
+        outputs=stats,
+        agreement=agreement,
+        failures=failures,
+        cases=[name for name, _ in cases],
+        library=library,
+        padding_effect=padding_effect(session, got_names, manifest, reference),
+        environment=_environment(),
+    )
+    report.elapsed_s = time.perf_counter() - started
+    if write:
+        from ..report import validation_markdown
+
+        write_json_atomic(export_dir / "validation.json", report.to_dict())
+        write_text_atomic(export_dir / "validation.md", validation_markdown(report))
+    if raise_on_failure and not report.passed:
+        raise ValidationFailedError(f"validation of {export_dir} failed: {report.summary()}", report)
+    return report
+
+
+def padding_effect(session, names, manifest: Manifest, reference) -> dict:
+    """How much right padding changes a text's outputs, for this export and for transformers.
+
+    One seeded text of 20 tokens (or fewer) runs alone and padded to 3x its length (capped at
+    max_position_embeddings); the max abs difference on its real positions is reported for
+    the ONNX model and for the reference with transformers' leaking semantics.
+    """
+    spec = get_task(manifest.task)
+    max_len = int(manifest.model["max_position_embeddings"])
+    length = min(20, max_len)
+    padded = min(3 * length, max_len)
+    if padded == length:
+        return {"note": "max_position_embeddings too small to measure"}
+    rng = np.random.default_rng(1234)
+    ids = rng.integers(0, int(manifest.model["vocab_size"]), size=length, dtype=np.int64)
+    pad_id = int(manifest.model.get("pad_token_id") or 0)
+
+    def feeds_for(total: int) -> dict:
+        row_ids = np.full(total, pad_id, dtype=np.int64)
+        row_ids[:length] = ids
+        mask = (np.arange(total) < length).astype(np.int64)
+        shape = (1, 1, total) if spec.multiple_choice else (1, total)
+        return {
+            "input_ids": row_ids.reshape(shape),
+            "attention_mask": mask.reshape(shape),
+            "token_type_ids": np.zeros(shape, dtype=np.int64),
+        }
+
+    def diff(a: dict, b: dict) -> float:
+        worst = 0.0
+        for name in spec.output_names:
+            x, y = np.asarray(a[name]), np.asarray(b[name])
+            if x.ndim >= 2 and x.shape[1] == length and not spec.multiple_choice:  # per-token output
+                y = y[:, :length]
+            if x.shape != y.shape:
+                continue
+            worst = max(worst, float(np.max(np.abs(x - y))))
+        return worst
+
+    alone, padded_feeds = feeds_for(length), feeds_for(padded)
+    onnx_alone = dict(zip(names, session.run(None, alone)))
+    onnx_padded = dict(zip(names, session.run(None, padded_feeds)))
+    exact = reference.exact_padding
+    try:
+        reference.set_exact_padding(False)
+        leak = diff(run_reference(reference, alone), run_reference(reference, padded_feeds))
+    finally:
+        reference.set_exact_padding(exact)
+    return {
+        "text_tokens": length,
+        "padded_to": padded,
+        "export_max_abs_diff": diff(onnx_alone, onnx_padded),
+        "transformers_semantics_max_abs_diff": leak,
+        "note": (
+            "multiple-choice pools the last position, a padding position under right padding"
+            if spec.multiple_choice
+            else ""
+        ),
+    }
+
+
+def _environment() -> dict:
+    import onnxruntime
+
+    from .. import __version__
+
+    return {
+        "convbert_export": __version__,
+        "onnxruntime": onnxruntime.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
