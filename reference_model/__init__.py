@@ -9,7 +9,7 @@ picks the head; ``from_preset(name, task)`` builds a named shape with seeded ran
 from __future__ import annotations
 
 from .configuration import ConvBertConfig
-from .dynamic_conv import dynamic_conv, dynamic_conv_reference
+from . import dynamic_conv  # registers torch.ops.convbert.dynamic_conv (the module, not its function)
 from .loading import load
 from .modeling import (
     MODEL_CLASSES,
@@ -36,6 +36,4 @@ __all__ = [
     "PRESETS",
     "from_preset",
     "load",
-    "dynamic_conv",
-    "dynamic_conv_reference",
 ]
