@@ -250,8 +250,9 @@ class Tokenizer:
         ``tokenizer_config.json`` (optional) supplies do_lower_case, strip_accents,
         tokenize_chinese_chars, model_max_length, clean_up_tokenization_spaces and the special
         tokens; ``special_tokens_map.json`` (optional) overrides the special tokens. With a
-        ``tokenizer.json``, normalizer options the config states win over the JSON's (as in
-        transformers); options it leaves out keep the JSON's.
+        ``tokenizer.json``, its normalizer is used as is and the config's do_lower_case,
+        strip_accents and tokenize_chinese_chars are ignored, as transformers 5 does
+        (transformers 4 let the config win; the files agree in every checkpoint we know of).
         """
         root = Path(directory)
         if not root.is_dir():
@@ -287,20 +288,6 @@ class Tokenizer:
                 raise InvalidInputError(
                     f"cannot load {root / 'tokenizer.json'}: {exc}; expected a tokenizers serialization"
                 ) from exc
-            norm = backend.normalizer
-            if isinstance(norm, normalizers.BertNormalizer):
-                # The config's explicit settings win, as in transformers.
-                backend.normalizer = normalizers.BertNormalizer(
-                    clean_text=norm.clean_text,
-                    handle_chinese_chars=norm.handle_chinese_chars if chinese is None else chinese,
-                    strip_accents=norm.strip_accents if "strip_accents" not in config else strip,
-                    lowercase=norm.lowercase if lower is None else lower,
-                )
-            elif lower is not None or chinese is not None or "strip_accents" in config:
-                raise InvalidInputError(
-                    f"{root / 'tokenizer.json'}: expected a BertNormalizer (ConvBERT's), got "
-                    f"{type(norm).__name__}; remove tokenizer.json to build from vocab.txt"
-                )
             return cls(backend, special_tokens=special, model_max_length=max_len, clean_up_tokenization_spaces=clean_up)
         if (root / "vocab.txt").is_file():
             return cls.from_vocab(
@@ -328,18 +315,16 @@ class Tokenizer:
 
         root = Path(directory)
         root.mkdir(parents=True, exist_ok=True)
-        vocab = self._backend.get_vocab(with_added_tokens=True)
-        by_id = sorted(vocab.items(), key=lambda item: item[1])
-        if [i for _, i in by_id] != list(range(len(by_id))):
-            raise InvalidInputError(
-                "cannot write vocab.txt: token ids are not contiguous from 0; expected ids 0..N-1"
-            )
+        by_id = {i: token for token, i in self._backend.get_vocab(with_added_tokens=True).items()}
+        # A vocab.txt with duplicate lines leaves unused ids (the last line wins); keep every
+        # id in place with a placeholder no text can produce (brackets are split off).
+        lines = [by_id.get(i, f"[unused_id_{i}]") for i in range(self.vocab_size)]
         written = []
         path = root / "tokenizer.json"
         write_text_atomic(path, self._backend.to_str(pretty=True))
         written.append(str(path))
         path = root / "vocab.txt"
-        write_text_atomic(path, "".join(token + "\n" for token, _ in by_id))
+        write_text_atomic(path, "".join(token + "\n" for token in lines))
         written.append(str(path))
         config = {
             "tokenizer_class": "ConvBertTokenizer",
@@ -381,7 +366,7 @@ class Tokenizer:
     @property
     def vocab_size(self) -> int:
         """Number of ids (vocabulary plus added tokens): every id is below this."""
-        return self._backend.get_vocab_size(with_added_tokens=True)
+        return max(self._backend.get_vocab(with_added_tokens=True).values()) + 1
 
     @property
     def model_max_length(self) -> int:
@@ -543,7 +528,13 @@ class Tokenizer:
             backend = self._configured.get(key)
             if backend is None:
                 backend = _Backend.from_str(self._backend.to_str())
-                backend.enable_truncation(max_length=key[0], stride=key[1], strategy=strategy, direction="right")
+                try:
+                    backend.enable_truncation(max_length=key[0], stride=key[1], strategy=strategy, direction="right")
+                except Exception as exc:  # tokenizers rejects e.g. stride >= max_length - specials
+                    raise InvalidInputError(
+                        f"cannot truncate with max_length={key[0]}, stride={key[1]}: {exc}; expected a stride "
+                        f"smaller than max_length minus the special tokens ({key[0]} - 3 for pairs)"
+                    ) from exc
                 if len(self._configured) >= _CACHE_SIZE:
                     self._configured.pop(next(iter(self._configured)))
                 self._configured[key] = backend

@@ -45,6 +45,8 @@ OUT = ROOT / "convbert_export" / "data" / "demo_vocab"
 TEXTS = ROOT / "convbert_export" / "data" / "texts" / "validation.jsonl"
 VOCAB_SIZE = 8192
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+#: sha256 of the training text the committed files were made from (CPython 3.11.7).
+COMMITTED_CORPUS_SHA256 = "6659510decd6f022a45f7e7f39111cc5874b75cca846332f4a3af06d3832c46b"
 
 
 def _docstrings(path: Path) -> list[str]:
@@ -147,6 +149,11 @@ def build_vocab(docs: list[str]) -> list[str]:
     return tokens
 
 
+def corpus_sha256(docs: list[str]) -> str:
+    """Hash of the training text (compare with COMMITTED_CORPUS_SHA256)."""
+    return hashlib.sha256("\n\0".join(docs).encode("utf-8")).hexdigest()
+
+
 def render(tokens: list[str]) -> dict[str, str]:
     """File name -> content of the demo vocabulary directory."""
     config = {
@@ -177,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     docs = training_text()
-    corpus_hash = hashlib.sha256("\n\0".join(docs).encode("utf-8")).hexdigest()
+    corpus_hash = corpus_sha256(docs)
     files = render(build_vocab(docs))
     vocab_hash = hashlib.sha256(files["vocab.txt"].encode("utf-8")).hexdigest()
     print(f"python {sys.version.split()[0]}; {len(docs)} documents, "
