@@ -54,6 +54,7 @@ def build_engine(export_dir: str | Path, output_dir: str | Path,
     export_dir, output_dir = Path(export_dir), Path(output_dir)
     backend = get_backend(settings.backend)
     started = time.perf_counter()
+    trt = import_backend(backend.name)  # first: a missing backend is the one line the user sees
 
     manifest = load_manifest(export_dir)
     task = get_task(manifest.task)
@@ -73,7 +74,6 @@ def build_engine(export_dir: str | Path, output_dir: str | Path,
                               max_position_embeddings=max_positions, task=task.name)
     precision = _precision(settings, manifest)
 
-    trt = import_backend(backend.name)
     version = backend_version(trt)
     logger = _make_logger(trt)
     plugin_info = None
