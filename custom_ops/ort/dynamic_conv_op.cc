@@ -21,10 +21,15 @@ constexpr const char* kDomain = "com.convbert_export";
 constexpr const char* kOpType = "DynamicConv";
 // The newest OrtApi this library asks for: onnxruntime >= 1.21 provides it.
 constexpr uint32_t kRequestedApiVersion = ORT_API_VERSION < 21 ? ORT_API_VERSION : 21;
-// Rows (batch x sequence positions) per parallel task; below two tasks' worth we stay on the caller.
+// Multiply-adds per parallel task (rows of batch x sequence are grouped to reach it); a call with
+// less than two tasks of work runs on the calling thread.
 constexpr int64_t kMinWorkPerTask = 1 << 15;  // multiply-adds
 
-Ort::Status make_error(const std::string& message) { return Ort::Status(message.c_str(), ORT_INVALID_ARGUMENT); }
+// The custom-op callbacks return raw OrtStatus pointers that ONNX Runtime takes ownership of
+// (an Ort::Status would free its status on return): always hand them over with release().
+OrtStatusPtr make_error(const std::string& message) {
+  return Ort::Status(message.c_str(), ORT_INVALID_ARGUMENT).release();
+}
 
 std::string shape_string(const std::vector<int64_t>& shape) {
   std::string out = "(";
@@ -56,7 +61,7 @@ struct DynamicConvKernel {
   int64_t num_heads;
   int64_t head_size;
 
-  Ort::Status ComputeV2(OrtKernelContext* raw_context) {
+  OrtStatusPtr ComputeV2(OrtKernelContext* raw_context) {
     try {
       Ort::KernelContext context(raw_context);
       Ort::ConstValue value = context.GetInput(0);
@@ -75,7 +80,7 @@ struct DynamicConvKernel {
       }
       Ort::UnownedValue output = context.GetOutput(0, value_shape);
       convbert::DynamicConvShape shape{value_shape[0], value_shape[1], num_heads, head_size, kernel_size};
-      if (shape.rows() == 0) return Ort::Status{nullptr};
+      if (shape.rows() == 0) return nullptr;
 
       ParallelTask<U> task{reinterpret_cast<const U*>(value.GetTensorData<T>()),
                            reinterpret_cast<const U*>(logits.GetTensorData<T>()),
@@ -89,18 +94,18 @@ struct DynamicConvKernel {
         task.rows_per_task = rows_per_task;
         context.ParallelFor(&run_task<U>, static_cast<size_t>(tasks), 0, &task);
       }
-      return Ort::Status{nullptr};
+      return nullptr;
     } catch (const Ort::Exception& e) {
-      return Ort::Status(e);
+      return Ort::Status(e).release();
     } catch (const std::exception& e) {
-      return Ort::Status(e);
+      return Ort::Status(e).release();
     }
   }
 };
 
 template <typename T, typename U, ONNXTensorElementDataType kType>
 struct DynamicConvOp : Ort::CustomOpBase<DynamicConvOp<T, U, kType>, DynamicConvKernel<T, U>, /*WithStatus=*/true> {
-  Ort::Status CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* info, void** op_kernel) const {
+  OrtStatusPtr CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* info, void** op_kernel) const {
     try {
       Ort::ConstKernelInfo kernel_info(info);
       // The node also carries plugin_namespace (for TensorRT); this kernel does not need it.
@@ -110,10 +115,12 @@ struct DynamicConvOp : Ort::CustomOpBase<DynamicConvOp<T, U, kType>, DynamicConv
       const std::string problem = convbert::check_attributes(kernel_size, num_heads, head_size);
       if (!problem.empty()) return make_error(problem);
       *op_kernel = new DynamicConvKernel<T, U>{kernel_size, num_heads, head_size};
-      return Ort::Status{nullptr};
+      return nullptr;
     } catch (const Ort::Exception& e) {
-      return Ort::Status(("DynamicConv: reading attributes kernel_size, num_heads, head_size failed: " +
-                          std::string(e.what())).c_str(), ORT_INVALID_ARGUMENT);
+      return make_error("DynamicConv: reading attributes kernel_size, num_heads, head_size failed: " +
+                        std::string(e.what()));
+    } catch (const std::exception& e) {
+      return Ort::Status(e).release();
     }
   }
 
@@ -124,11 +131,11 @@ struct DynamicConvOp : Ort::CustomOpBase<DynamicConvOp<T, U, kType>, DynamicConv
   ONNXTensorElementDataType GetOutputType(size_t /*index*/) const { return kType; }
 
   // The output has the shape of `value`.
-  static Ort::Status InferOutputShape(Ort::ShapeInferContext& ctx) {
+  static OrtStatusPtr InferOutputShape(Ort::ShapeInferContext& ctx) {
     try {
-      return ctx.SetOutputShape(0, ctx.GetInputShape(0), kType);
+      return ctx.SetOutputShape(0, ctx.GetInputShape(0), kType).release();
     } catch (const Ort::Exception& e) {
-      return Ort::Status(e);
+      return Ort::Status(e).release();
     }
   }
 };
