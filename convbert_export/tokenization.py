@@ -508,7 +508,7 @@ class Tokenizer:
         ):
             raise InvalidInputError(f"max_length must be a positive integer or None, got {max_length!r}")
         # transformers: max_length alone (no padding, truncation unset) turns on truncation.
-        if truncation is None and max_length is not None and padding in (False, None, "do_not_pad"):
+        if truncation is None and max_length is not None and padding in (False, "do_not_pad"):
             truncation = "longest_first"
         if truncation is None or truncation is False or truncation == "do_not_truncate":
             return None, max_length
@@ -629,11 +629,17 @@ class Tokenizer:
         ``return_overflowing_tokens``. N counts overflow windows. Padding is on the right with
         ``pad_token_id``, type id 0, mask 0, offsets (0, 0).
 
+        ``max_length`` without ``truncation`` truncates ("longest_first") unless ``padding`` is
+        given, as in transformers (where the default is no padding).
+
         ``padding``: None (default) or True or "longest" pad to the longest encoding;
         "max_length" pads to ``max_length`` (or ``model_max_length``); False / "do_not_pad"
         requires equal lengths. ``pad_to_multiple_of`` rounds the padded length up.
         Other arguments: see :meth:`encode_batch`.
         """
+        # max_length alone turns truncation on when the caller did not ask for padding (our
+        # default padding is "longest", transformers' is none; the rule follows the request).
+        requested_padding = padding
         if padding is None or padding is True:
             padding = "longest"
         elif padding is False:
@@ -647,7 +653,9 @@ class Tokenizer:
         ):
             raise InvalidInputError(f"pad_to_multiple_of must be a positive integer, got {pad_to_multiple_of!r}")
         # max_length with padding="max_length" does not turn on truncation (transformers).
-        strategy, _ = self._resolve_truncation(truncation, max_length, padding)
+        strategy, _ = self._resolve_truncation(
+            truncation, max_length, False if requested_padding is None else requested_padding
+        )
         encodings = self.encode_batch(
             text,
             text_pair,
