@@ -266,7 +266,7 @@ class Pipeline:
                 if not single and isinstance(result, InvalidInputError):
                     raise type(result)(f"input {index}: {result}") from result
                 raise result
-        return self._wrap(results, single, params)
+        return self._wrap(results, single, params, items)
 
     def run_many(self, items: Sequence[Any], **params) -> list[Any]:
         """Results for every item, in order; a bad item gives its exception, not a raise.
@@ -343,7 +343,7 @@ class Pipeline:
     def postprocess(self, item: Any, features: list[Feature], outputs: list[dict], params: dict) -> Any:
         raise NotImplementedError
 
-    def _wrap(self, results: list, single: bool, params: dict):
+    def _wrap(self, results: list, single: bool, params: dict, items: list):
         return results[0] if single else results
 
     def _truncating(self, text, pair=None, what="text") -> list:
@@ -484,8 +484,10 @@ class TextClassificationPipeline(Pipeline):
     def _label(self, index: int) -> str:
         return self.id2label.get(index, f"LABEL_{index}")
 
-    def _wrap(self, results, single, params):
-        return [results[0]] if single and "top_k" not in params else (results[0] if single else results)
+    def _wrap(self, results, single, params, items):
+        if single and "top_k" not in params and isinstance(items[0], str):
+            return [results[0]]  # transformers' legacy shape for one plain text
+        return results[0] if single else results
 
 
 
@@ -858,13 +860,13 @@ class FillMaskPipeline(Pipeline):
                 row.append({
                     "score": float(row_probs[p]),
                     "token": token,
-                    "token_str": self.tokenizer.decode([token]),
+                    "token_str": self.tokenizer.decode([token], skip_special_tokens=False),
                     "sequence": self.tokenizer.decode(tokens, skip_special_tokens=single),
                 })
             rows.append(row)
         return rows[0] if single else rows
 
-    def _wrap(self, results, single, params):
+    def _wrap(self, results, single, params, items):
         if single or len(results) == 1:
             return results[0]
         return results

@@ -1,0 +1,191 @@
+"""Shared fixtures: tiny ConvBERT checkpoints saved by transformers, exported to ONNX once.
+
+Until the project's exporter is used here, each export directory is written by hand:
+model.onnx (torch.onnx.export of transformers' model), config.json, tokenizer files and a
+manifest with ``padding: "transformers"`` (transformers' model leaks padding, so the pipeline
+must batch equal lengths only).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+WORDS = (
+    "the a an is was are of to in on and or but not it this that he she they we you i "
+    "paris france london city capital river big small red blue green house dog cat runs ran "
+    "john mary lives works at google new york who where what when why how many much . , ? ! "
+    "hello world good bad movie film great terrible love hate play ##s ##ed ##ing ##er ##ly "
+    "un ##happy happy token class ##ification question answer"
+).split()
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(WORDS))
+
+TASK_CLASSES = {
+    "feature-extraction": "ConvBertModel",
+    "fill-mask": "ConvBertForMaskedLM",
+    "text-classification": "ConvBertForSequenceClassification",
+    "token-classification": "ConvBertForTokenClassification",
+    "question-answering": "ConvBertForQuestionAnswering",
+    "multiple-choice": "ConvBertForMultipleChoice",
+}
+OUTPUTS = {
+    "feature-extraction": ["last_hidden_state"],
+    "fill-mask": ["logits"],
+    "text-classification": ["logits"],
+    "token-classification": ["logits"],
+    "question-answering": ["start_logits", "end_logits"],
+    "multiple-choice": ["logits"],
+}
+NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
+
+
+def save_tokenizer(directory: Path) -> None:
+    from transformers import BertTokenizer  # the tokenizers-backed class in transformers 5
+
+    tok = BertTokenizer(vocab={w: i for i, w in enumerate(VOCAB)}, do_lower_case=True, model_max_length=64)
+    tok.save_pretrained(directory)
+
+
+def make_checkpoint(task: str, directory: Path):
+    """A tiny seeded transformers ConvBERT for ``task``, saved with save_pretrained."""
+    from transformers import ConvBertConfig
+
+    config = ConvBertConfig(
+        vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=64, max_position_embeddings=64, embedding_size=32, conv_kernel_size=5,
+        head_ratio=2, type_vocab_size=2, pad_token_id=0,
+    )
+    if task == "text-classification":
+        config.id2label = {0: "NEGATIVE", 1: "POSITIVE", 2: "NEUTRAL"}
+        config.label2id = {v: k for k, v in config.id2label.items()}
+    if task == "token-classification":
+        config.id2label = dict(enumerate(NER_LABELS))
+        config.label2id = {v: k for k, v in config.id2label.items()}
+    torch.manual_seed(0)
+    model = getattr(transformers, TASK_CLASSES[task])(config).eval()
+    with torch.no_grad():  # sharpen logits so argmaxes are not near-ties
+        for name, param in model.named_parameters():
+            if name.endswith("weight") and param.dim() == 2 and ("classifier" in name or "qa_outputs" in name):
+                param.mul_(8.0)
+    model.save_pretrained(directory)
+    save_tokenizer(directory)
+    return model
+
+
+class _Wrapper(torch.nn.Module):
+    def __init__(self, model, names):
+        super().__init__()
+        self.model, self.names = model, names
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        return tuple(out[name] for name in self.names)
+
+
+def hand_export(task: str, model, checkpoint: Path, output: Path) -> Path:
+    """model.onnx + config.json + tokenizer files + manifest.json (padding: transformers)."""
+    output.mkdir(parents=True, exist_ok=True)
+    names = OUTPUTS[task]
+    mc = task == "multiple-choice"
+    shape = (2, 3, 7) if mc else (2, 7)
+    example = (torch.ones(shape, dtype=torch.long) * 5, torch.ones(shape, dtype=torch.long),
+               torch.zeros(shape, dtype=torch.long))
+    axes = {0: "batch", 1: "num_choices", 2: "sequence"} if mc else {0: "batch", 1: "sequence"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _Wrapper(model, names), example, str(output / "model.onnx"),
+            input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=names,
+            dynamic_axes={n: axes for n in ["input_ids", "attention_mask", "token_type_ids"]},
+            opset_version=18, dynamo=False,
+        )
+    for name in ("config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (checkpoint / name).is_file():
+            (output / name).write_bytes((checkpoint / name).read_bytes())
+    config = model.config
+    in_axes = ["batch", "num_choices", "sequence"] if mc else ["batch", "sequence"]
+    manifest = {
+        "format": "convbert-export/1", "task": task, "architecture": TASK_CLASSES[task],
+        "id2label": {str(k): v for k, v in config.id2label.items()} if task in (
+            "text-classification", "token-classification") else {},
+        "opset": 18, "dynamic_conv": {"mode": "decomposed"}, "padding": "transformers",
+        "precision": "fp32",
+        "inputs": [{"name": n, "dtype": "int64", "axes": in_axes}
+                   for n in ["input_ids", "attention_mask", "token_type_ids"]],
+        "outputs": [{"name": n, "dtype": "float32", "axes": []} for n in names],
+        "model": {"vocab_size": config.vocab_size, "type_vocab_size": config.type_vocab_size,
+                  "max_position_embeddings": config.max_position_embeddings, "hidden_size": config.hidden_size,
+                  "pad_token_id": config.pad_token_id, "conv_kernel_size": config.conv_kernel_size},
+        "transformations": [], "versions": {}, "files": {},
+    }
+    (output / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return output
+
+
+class Artifacts:
+    """Per task: the transformers checkpoint dir, the model, and the export dir (built lazily)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._cache: dict[str, tuple[Path, object, Path]] = {}
+
+    def get(self, task: str):
+        if task not in self._cache:
+            checkpoint = self.root / task / "checkpoint"
+            checkpoint.mkdir(parents=True)
+            model = make_checkpoint(task, checkpoint)
+            export = hand_export(task, model, checkpoint, self.root / task / "export")
+            self._cache[task] = (checkpoint, model, export)
+        return self._cache[task]
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory) -> Artifacts:
+    torch.set_num_threads(1)
+    return Artifacts(tmp_path_factory.mktemp("runtime"))
+
+
+@pytest.fixture(scope="session")
+def hf_pipeline(artifacts):
+    """transformers' pipeline for a task, on the saved checkpoint (cached)."""
+    cache = {}
+
+    def get(task: str):
+        if task not in cache:
+            checkpoint, _, _ = artifacts.get(task)
+            cache[task] = transformers.pipeline(task, model=str(checkpoint), tokenizer=str(checkpoint), device="cpu")
+        return cache[task]
+
+    return get
+
+
+def pipeline_for(artifacts, task: str, **kwargs):
+    from convbert_export.runtime.pipeline import Pipeline
+    from convbert_export.runtime.ort import OrtSettings
+
+    _, _, export = artifacts.get(task)
+    return Pipeline.from_export(export, settings=OrtSettings(intra_op_threads=1, inter_op_threads=1), **kwargs)
+
+
+def assert_close_nested(ours, theirs, atol=1e-5, path="result"):
+    """Dicts/lists equal; floats within atol."""
+    if isinstance(theirs, dict):
+        assert isinstance(ours, dict), f"{path}: expected dict, got {type(ours).__name__}"
+        assert set(ours) == set(theirs), f"{path}: keys {sorted(ours)} vs {sorted(theirs)}"
+        for key in theirs:
+            assert_close_nested(ours[key], theirs[key], atol, f"{path}.{key}")
+    elif isinstance(theirs, (list, tuple)):
+        assert isinstance(ours, (list, tuple)) and len(ours) == len(theirs), f"{path}: {ours!r} vs {theirs!r}"
+        for i, (a, b) in enumerate(zip(ours, theirs)):
+            assert_close_nested(a, b, atol, f"{path}[{i}]")
+    elif isinstance(theirs, (float, np.floating)):
+        assert abs(float(ours) - float(theirs)) <= atol, f"{path}: {ours} vs {theirs}"
+    else:
+        assert ours == theirs, f"{path}: {ours!r} vs {theirs!r}"
