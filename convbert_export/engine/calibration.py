@@ -2,8 +2,8 @@
 
 The calibration file is JSON lines. Each line is one example:
 
-* ``{"text": "...", "text_pair": "..."}`` - tokenized with the export directory's
-  ``tokenizer.json`` (not for multiple choice);
+* ``{"text": "...", "text_pair": "..."}`` - tokenized with the export directory's tokenizer
+  (``convbert_export.tokenization``; not for multiple choice);
 * ``{"input_ids": [...], "attention_mask": [...], "token_type_ids": [...]}`` - already
   tokenized; for multiple choice each is a list of ``num_choices`` lists. Missing
   ``attention_mask`` means all ones, missing ``token_type_ids`` all zeros.
@@ -70,8 +70,11 @@ def read_calibration_batches(path: Path, export_dir: Path, profile: Profile, *, 
                     )
                 if tokenizer is None:
                     tokenizer = _load_tokenizer(export_dir)
-                encoding = tokenizer.encode(item["text"], item.get("text_pair"))
-                rows, mask, types = [encoding.ids], [encoding.attention_mask], [encoding.type_ids]
+                pair = item.get("text_pair")
+                encoding = tokenizer.encode_batch([item["text"]], [pair] if pair is not None else None,
+                                                  truncation=True, max_length=seq)[0]
+                rows = [encoding.ids.tolist()]
+                mask, types = [encoding.attention_mask.tolist()], [encoding.type_ids.tolist()]
             if choices is not None:
                 rows, mask, types = ([*r[:choices]] + [r[-1]] * (choices - len(r)) for r in (rows, mask, types))
             ex = {
@@ -95,17 +98,9 @@ def read_calibration_batches(path: Path, export_dir: Path, profile: Profile, *, 
 
 
 def _load_tokenizer(export_dir: Path):
-    path = Path(export_dir) / "tokenizer.json"
-    if not path.is_file():
-        raise InvalidInputError(
-            f"calibration lines with \"text\" need {str(path)!r}; give tokenized \"input_ids\" instead"
-        )
-    from tokenizers import Tokenizer
+    from ..tokenization import Tokenizer
 
-    tokenizer = Tokenizer.from_file(str(path))
-    tokenizer.no_padding()
-    tokenizer.no_truncation()
-    return tokenizer
+    return Tokenizer.from_pretrained(export_dir)
 
 
 def make_calibrator(trt, batches: list[dict[str, np.ndarray]], cache_path: Path | None, cuda):
