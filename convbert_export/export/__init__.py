@@ -296,11 +296,13 @@ def export_tasks(
             result = export_model(
                 model, spec, directory, settings, source=source.manifest_entry(), tokenizer_dir=tokenizer_dir, progress=progress
             )
+            result.path = Path(output_dir) if single else Path(output_dir) / name
             if settings.validate:
                 from ..validate import validate
 
-                result.report = validate(directory, model, validation, progress=progress, raise_on_failure=False)
-            result.path = Path(output_dir) if single else Path(output_dir) / name
+                result.report = validate(
+                    directory, model, validation, progress=progress, raise_on_failure=False, display_path=result.path
+                )
             results.append(result)
     failed = [r for r in results if r.report is not None and not r.report.passed]
     if failed:
@@ -356,7 +358,9 @@ def export(
         if validate:
             from ..validate import validate as run_validation
 
-            result.report = run_validation(tmp, model, validation, progress=progress, raise_on_failure=False)
+            result.report = run_validation(
+                tmp, model, validation, progress=progress, raise_on_failure=False, display_path=output_dir
+            )
     result.path = Path(output_dir)
     if result.report is not None and not result.report.passed:
         error = ValidationFailedError(f"validation of {output_dir} failed: {result.report.summary()}", result.report)

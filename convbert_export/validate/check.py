@@ -263,6 +263,7 @@ def validate(
     progress: Progress | None = None,
     raise_on_failure: bool = True,
     write: bool = True,
+    display_path: str | Path | None = None,
 ) -> ValidationReport:
     """Validate ``export_dir`` against the PyTorch reference and write the reports.
 
@@ -273,6 +274,8 @@ def validate(
         settings: grid and tolerances; see :class:`ValidationSettings`.
         raise_on_failure: raise :class:`ValidationFailedError` (carrying the report) on failure.
         write: write validation.json and validation.md into ``export_dir``.
+        display_path: the path the report names (the final path while exporting into a
+            temporary directory).
     """
     settings = settings or ValidationSettings()
     progress = progress or QUIET
@@ -344,14 +347,21 @@ def validate(
         environment=_environment(),
     )
     report.elapsed_s = time.perf_counter() - started
+    if display_path is not None:
+        report.export_dir = str(display_path)
     if write:
-        from ..report import validation_markdown
-
-        write_json_atomic(export_dir / "validation.json", report.to_dict())
-        write_text_atomic(export_dir / "validation.md", validation_markdown(report))
+        write_reports(report, export_dir)
     if raise_on_failure and not report.passed:
         raise ValidationFailedError(f"validation of {export_dir} failed: {report.summary()}", report)
     return report
+
+
+def write_reports(report: ValidationReport, directory: str | Path) -> None:
+    """Write validation.json and validation.md into ``directory`` (atomically)."""
+    from ..report import validation_markdown
+
+    write_json_atomic(Path(directory) / "validation.json", report.to_dict())
+    write_text_atomic(Path(directory) / "validation.md", validation_markdown(report))
 
 
 def padding_effect(session, names, manifest: Manifest, reference) -> dict:

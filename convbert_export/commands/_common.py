@@ -1,0 +1,24 @@
+"""Options and output helpers shared by the CLI commands."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..progress import Progress
+
+
+def quiet_json_options(func):
+    func = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")(func)
+    func = click.option("--quiet", "-q", is_flag=True, help="No progress output.")(func)
+    return func
+
+
+def progress_for(quiet: bool, as_json: bool) -> Progress:
+    """Progress goes to stderr, so it never mixes with --json output on stdout."""
+    return Progress(enabled=not quiet)
+
+
+def emit_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
