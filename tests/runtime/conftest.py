@@ -76,7 +76,8 @@ def make_checkpoint(task: str, directory: Path):
                 param.mul_(8.0)
     model.save_pretrained(directory)
     save_tokenizer(directory)
-    return model
+    # what transformers' pipelines see is the checkpoint as loaded back, not the object in memory
+    return getattr(transformers, TASK_CLASSES[task]).from_pretrained(directory).eval()
 
 
 class _Wrapper(torch.nn.Module):

@@ -96,7 +96,10 @@ def _brute_force_qa(model, tokenizer, question, context, max_answer_len=15):
 def test_question_answering_matches_span_oracle(artifacts):
     from transformers import AutoTokenizer
 
-    checkpoint, model, _ = artifacts.get("question-answering")
+    from transformers import AutoModelForQuestionAnswering
+
+    checkpoint, _, _ = artifacts.get("question-answering")
+    model = AutoModelForQuestionAnswering.from_pretrained(checkpoint).eval()  # as a pipeline loads it
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     question, context = "where does john live ?", "john lives in paris and mary works at google in new york ."
     with pipeline_for(artifacts, "question-answering") as pipe:
@@ -117,7 +120,10 @@ def test_multiple_choice_matches_transformers_model(artifacts):
     import torch
     from transformers import AutoTokenizer
 
-    checkpoint, model, _ = artifacts.get("multiple-choice")
+    from transformers import AutoModelForMultipleChoice
+
+    checkpoint, _, _ = artifacts.get("multiple-choice")
+    model = AutoModelForMultipleChoice.from_pretrained(checkpoint).eval()  # as a pipeline loads it
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     prompt, choices = "the dog", ["runs in the house", "is big", "lives in paris with john"]
     enc = tokenizer([prompt] * 3, choices, padding=True, return_tensors="pt")
