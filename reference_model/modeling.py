@@ -296,8 +296,12 @@ class ConvBertPreTrainedModel(PretrainedMixin, nn.Module):
         return super().train(False)
 
     def _finish_init(self) -> None:
-        """Tie weights and switch to eval mode; called at the end of every head's __init__."""
+        """Tie weights, freeze parameters (inference only) and switch to eval mode.
+
+        Called at the end of every class's __init__.
+        """
         self.tie_weights()
+        self.requires_grad_(False)
         self.eval()
 
     def tie_weights(self) -> None:

@@ -90,12 +90,12 @@ def initialize_weights(model: nn.Module, initializer_range: float, generator: to
     seen: set[int] = set()  # a tied weight is drawn once (as the embedding)
     for module in model.modules():
         weight = getattr(module, "weight", None)
+        tied = isinstance(weight, torch.Tensor) and id(weight) in seen
         if isinstance(weight, torch.Tensor):
-            if id(weight) in seen:
-                continue
             seen.add(id(weight))
         if isinstance(module, (nn.Linear, nn.Conv1d)):
-            nn.init.normal_(module.weight, 0.0, initializer_range, generator=generator)
+            if not tied:
+                nn.init.normal_(module.weight, 0.0, initializer_range, generator=generator)
             if module.bias is not None:
                 module.bias.zero_()
         elif isinstance(module, nn.Embedding):
