@@ -1,0 +1,102 @@
+"""``convbert-export predict``: JSON lines in, JSON lines out, one object per input, in order.
+
+Input lines per task: ``{"text"}`` (also ``{"text", "text_pair"}`` for text-classification),
+``{"question", "context"}`` for question-answering, ``{"prompt", "choices"}`` for
+multiple-choice. A bad line (invalid JSON, invalid UTF-8, missing fields, bad text) yields
+``{"line": N, "error": "..."}`` for that line; the others still run. Never imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ..progress import Progress
+
+
+def _item_for(task: str, record):
+    if not isinstance(record, dict):
+        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+    if task == "question-answering":
+        return {"question": record.get("question"), "context": record.get("context")}
+    if task == "multiple-choice":
+        return {"prompt": record.get("prompt"), "choices": record.get("choices")}
+    if "text" not in record:
+        raise ValueError(f"expected a \"text\" field, got keys {sorted(record)}")
+    if task == "text-classification" and record.get("text_pair") is not None:
+        return {"text": record["text"], "text_pair": record["text_pair"]}
+    return record["text"]
+
+
+def _jsonable(value):
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@click.command(name="predict")
+@click.argument("export_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--text", "texts", multiple=True, help="A text to run (repeatable).")
+@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False), help="JSON lines file.")
+@click.option("--output", "output_path", type=click.Path(dir_okay=False), help="Write JSON lines here (default stdout).")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1))
+@click.option("--provider", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda", "tensorrt"]))
+@click.option("--threads", default=0, show_default=True, type=click.IntRange(0), help="Intra-op threads (0 = all cores).")
+@click.option("--chunk", default=256, show_default=True, type=click.IntRange(1), help="Lines read per step.")
+@click.option("--quiet", is_flag=True, help="No progress on stderr.")
+def command(export_dir, texts, input_path, output_path, batch_size, provider, threads, chunk, quiet):
+    """Run EXPORT_DIR on texts: JSON lines in, JSON lines out."""
+    from ..errors import InvalidInputError
+    from ..runtime.ort import OrtSettings
+    from ..runtime.pipeline import Pipeline
+
+    progress = Progress(enabled=not quiet)
+    if not texts and not input_path:
+        raise InvalidInputError("nothing to predict: pass --text T (repeatable) or --input FILE.jsonl")
+    lines: list[bytes] = [json.dumps({"text": t}).encode() for t in texts]
+    if input_path:
+        with open(input_path, "rb") as handle:
+            lines.extend(line for line in handle.read().splitlines() if line.strip())
+    settings = OrtSettings(intra_op_threads=threads, inter_op_threads=1 if threads else 0)
+    with progress.step(f"loading {export_dir}"):
+        pipe = Pipeline.from_export(export_dir, provider=provider, batch_size=batch_size, settings=settings)
+    out = open(output_path, "w", encoding="utf-8") if output_path else sys.stdout
+    done = 0
+    try:
+        with pipe:
+            for start in range(0, len(lines), chunk):
+                block = lines[start : start + chunk]
+                items, results = [], [None] * len(block)
+                for offset, raw in enumerate(block):
+                    try:
+                        record = json.loads(raw.decode("utf-8"))
+                        items.append((offset, _item_for(pipe.task, record)))
+                    except UnicodeDecodeError as exc:
+                        results[offset] = {"error": f"invalid UTF-8 at byte {exc.start}; save the file as UTF-8"}
+                    except (json.JSONDecodeError, ValueError) as exc:
+                        results[offset] = {"error": f"bad input line: {exc}"}
+                if items:
+                    outputs = pipe.run_many([item for _, item in items])
+                    for (offset, _), result in zip(items, outputs):
+                        if isinstance(result, Exception):
+                            results[offset] = {"error": str(result)}
+                        else:
+                            results[offset] = {"result": _jsonable(result)}
+                for offset, result in enumerate(results):
+                    out.write(json.dumps({"line": start + offset + 1, **result}, ensure_ascii=False) + "\n")
+                out.flush()
+                done += len(block)
+                progress.info(f"predict: {done}/{len(lines)}")
+    finally:
+        if output_path:
+            out.close()

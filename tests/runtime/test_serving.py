@@ -1,0 +1,190 @@
+"""Batch invariance, the micro-batcher under threads, bad input, and the predict command."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+from convbert_export.batching import plan_batches
+from convbert_export.errors import InvalidInputError, QueueFullError, RequestError
+from convbert_export.runtime.base import ModelLimits
+
+from .conftest import VOCAB, assert_close_nested, pipeline_for
+
+
+def _texts(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    words = [w for w in VOCAB[5:] if not w.startswith("##") and w.isalpha()]
+    return [" ".join(rng.choice(words) for _ in range(rng.randint(1, 30))) for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def features(artifacts):
+    with pipeline_for(artifacts, "feature-extraction", batch_size=8) as pipe:
+        yield pipe
+
+
+def test_plan_batches_groups_equal_lengths_unless_exact():
+    lengths = [5, 3, 5, 7, 3, 5]
+    leaking = plan_batches(lengths, 2, exact=False)
+    assert sorted(i for b in leaking for i in b) == list(range(6))
+    assert all(len({lengths[i] for i in b}) == 1 and len(b) <= 2 for b in leaking)
+    exact = plan_batches(lengths, 4, exact=True)
+    assert [len(b) for b in exact] == [4, 2] and sorted(i for b in exact for i in b) == list(range(6))
+
+
+def test_batch_invariance(features):
+    texts = _texts(24)
+    solo = [features(t, return_tensors=True) for t in texts]
+    for batch_size in (3, 8):
+        features.batch_size = batch_size
+        together = features(texts, return_tensors=True)
+        for a, b in zip(solo, together):
+            np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+    features.batch_size = 8
+
+
+def test_microbatcher_threads(artifacts):
+    from convbert_export.runtime.batcher import MicroBatcher
+
+    with pipeline_for(artifacts, "text-classification", batch_size=8) as pipe:
+        texts = _texts(40, seed=1)
+        solo = {t: pipe(t, top_k=None) for t in texts}
+        results: dict[tuple[int, int], object] = {}
+        with MicroBatcher(pipe, max_batch_size=8, max_delay_ms=2, max_queue=1000) as batcher:
+            def worker(k: int):
+                for m, text in enumerate(texts[k::4]):
+                    results[(k, m)] = (text, batcher(text, top_k=None))
+
+            threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            bad = batcher.submit("hello world", top_k=None)
+            with pytest.raises(InvalidInputError):
+                batcher.submit("   ")
+            assert bad.result()[0]["label"] in {"NEGATIVE", "POSITIVE", "NEUTRAL"}
+        assert len(results) == len(texts)
+        for text, result in results.values():
+            assert_close_nested(result, solo[text])
+
+
+def test_microbatcher_full_queue_rejects(artifacts):
+    from convbert_export.runtime.batcher import MicroBatcher
+
+    class Slow:
+        """A pipeline stand-in that blocks, so the queue fills."""
+        gate = threading.Event()
+
+        def check_input(self, item):
+            return item
+
+        def run_many(self, items, **params):
+            self.gate.wait(5)
+            return list(items)
+
+    slow = Slow()
+    batcher = MicroBatcher(slow, max_batch_size=1, max_delay_ms=0, max_queue=2)
+    futures = [batcher.submit("a")]
+    import time
+    time.sleep(0.05)  # the worker takes the first request and blocks
+    futures += [batcher.submit("b"), batcher.submit("c")]
+    with pytest.raises(QueueFullError):
+        batcher.submit("d")
+    slow.gate.set()
+    batcher.close()
+    assert [f.result() for f in futures] == ["a", "b", "c"]  # close drains in-flight work
+
+
+@pytest.mark.parametrize("bad", [None, 42, b"bytes", "", "   \n\t"])
+def test_bad_texts(features, bad):
+    with pytest.raises(InvalidInputError):
+        features(bad)
+
+
+def test_bad_input_cases(features, artifacts):
+    with pytest.raises(InvalidInputError, match="empty input list"):
+        features([])
+    features.max_input_chars = 1000
+    with pytest.raises(InvalidInputError, match="max_input_chars"):
+        features("a " * 3_000_000)  # multi-MB text rejected before tokenizing
+    features.max_input_chars = 1_000_000
+    with pytest.warns(RuntimeWarning, match="truncated"):
+        out = features("dog " * 200, return_tensors=True)
+    assert out.shape[1] == 64
+    with pytest.warns(RuntimeWarning, match="surrogates"):
+        out = features("dog \ud800 cat", return_tensors=True)
+    results = features.run_many(["hello world", None, "dog"])
+    assert isinstance(results[1], InvalidInputError) and not isinstance(results[0], Exception)
+    with pytest.raises(InvalidInputError, match="no mask token"):
+        with pipeline_for(artifacts, "fill-mask") as fill:
+            fill("no mask here")
+
+
+def test_runner_rejects_bad_tensors(features):
+    runner = features.runner
+    ok = np.array([[2, 10, 3]], dtype=np.int64)
+    feeds = {"input_ids": ok, "attention_mask": np.ones_like(ok), "token_type_ids": np.zeros_like(ok)}
+    assert runner.run(feeds)["last_hidden_state"].shape == (1, 3, 32)
+    cases = {
+        "vocab_size": {**feeds, "input_ids": ok + 1000},
+        "type_vocab_size": {**feeds, "token_type_ids": np.full_like(ok, 2)},
+        "dtype": {**feeds, "input_ids": ok.astype(np.int32)},
+        "rank": {**feeds, "input_ids": ok[0]},
+        "same shape": {**feeds, "attention_mask": np.ones((1, 4), np.int64)},
+        "all zero": {**feeds, "attention_mask": np.zeros_like(ok)},
+        "missing": {"input_ids": ok},
+        "max_position_embeddings": {k: np.ones((1, 65), np.int64) for k in feeds},
+    }
+    for expected, bad in cases.items():
+        with pytest.raises(InvalidInputError, match=expected):
+            runner.run(bad)
+
+
+def test_nan_output_fails_that_request_only(features):
+    runner = features.runner
+    original = runner.run_impl
+
+    def poisoned(feeds):
+        out = original(feeds)
+        rows = feeds["input_ids"].shape[1] == 5  # poison only the batch of 5-token texts (CLS + 3 + SEP)
+        if rows:
+            out["last_hidden_state"] = out["last_hidden_state"].copy()
+            out["last_hidden_state"][0, 0, 0] = np.nan
+        return out
+
+    runner.run_impl = poisoned
+    try:
+        results = features.run_many(["dog cat", "hello world good", "dog"])
+    finally:
+        runner.run_impl = original
+    assert isinstance(results[1], RequestError)
+    assert not isinstance(results[0], Exception) and not isinstance(results[2], Exception)
+
+
+def test_predict_cli(artifacts, tmp_path):
+    from click.testing import CliRunner
+
+    from convbert_export.commands.predict import command
+
+    _, _, export = artifacts.get("text-classification")
+    lines = [json.dumps({"text": "hello world"}).encode(), b"{not json", b'{"text": "caf\xff"}',
+             json.dumps({"text": ""}).encode(), json.dumps({"text": "dog ran", "text_pair": "cat"}).encode()]
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    target = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(command, [str(export), "--input", str(source), "--output", str(target),
+                                          "--threads", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [r["line"] for r in rows] == [1, 2, 3, 4, 5]
+    assert "result" in rows[0] and "result" in rows[4]
+    assert all("error" in rows[i] for i in (1, 2, 3))
+    with pipeline_for(artifacts, "text-classification") as pipe:
+        assert_close_nested(rows[0]["result"], pipe(["hello world"])[0])
