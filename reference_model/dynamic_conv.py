@@ -108,3 +108,14 @@ _register()
 def dynamic_conv(value: torch.Tensor, kernel_logits: torch.Tensor, kernel_size: int, num_heads: int) -> torch.Tensor:
     """Call the registered op ``torch.ops.convbert.dynamic_conv`` (see the module docstring)."""
     return torch.ops.convbert.dynamic_conv(value, kernel_logits, kernel_size, num_heads)
+
+
+def decompositions() -> dict:
+    """A decomposition-table entry that lowers the op to :func:`dynamic_conv_reference`.
+
+    For the decomposed export path: ``table = torch.export.default_decompositions();
+    table.update(decompositions()); ep = ep.run_decompositions(table)`` turns every op call into
+    Pad + K shifted slices (checked: then ``torch.onnx.export(ep, dynamo=True)`` needs no
+    translation and ONNX Runtime matches the model within 1e-8).
+    """
+    return {torch.ops.convbert.dynamic_conv.default: dynamic_conv_reference}

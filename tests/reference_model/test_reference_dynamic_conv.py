@@ -112,3 +112,18 @@ def test_export_with_dynamic_shapes_keeps_the_op():
     assert torch.ops.convbert.dynamic_conv.default in targets
     other = random_args(batch=3, seq=13, seed=1)
     torch.testing.assert_close(program.module()(other[0], other[1]), dynamic_conv_reference(*other))
+
+
+def test_decomposition_replaces_the_op_with_plain_ops():
+    class Wrapper(torch.nn.Module):
+        def forward(self, value, logits):
+            return dynamic_conv(value, logits, 5, 3)
+
+    value, logits, _, _ = random_args()
+    seq = torch.export.Dim("sequence", max=64)
+    program = torch.export.export(Wrapper(), (value, logits), dynamic_shapes=({1: seq}, {1: seq}))
+    program = program.run_decompositions(dc.decompositions())
+    targets = [node.target for node in program.graph.nodes if node.op == "call_function"]
+    assert torch.ops.convbert.dynamic_conv.default not in targets
+    other = random_args(seq=19, seed=2)
+    torch.testing.assert_close(program.module()(other[0], other[1]), dynamic_conv_reference(*other))
