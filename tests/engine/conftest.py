@@ -1,0 +1,94 @@
+"""Fixtures for the engine tests: tiny export directories and TensorRT-for-RTX engines, each
+built once per session.
+
+Exports are the expensive part (a dynamo export of even a one-layer model takes seconds), so
+the default grid covers every task once, alternating the dynamic-conv mode so both lowerings are
+built; the complementary grid (every task x both modes) runs with ``-m slow``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import pytest
+
+from convbert_export.tasks import TASKS
+
+# every task once, both modes covered
+FAST_GRID = [
+    ("feature-extraction", "decomposed"),
+    ("fill-mask", "custom-op"),
+    ("text-classification", "decomposed"),
+    ("token-classification", "custom-op"),
+    ("question-answering", "decomposed"),
+    ("multiple-choice", "custom-op"),
+]
+SLOW_GRID = [(task, mode) for task in TASKS for mode in ("decomposed", "custom-op")
+             if (task, mode) not in FAST_GRID]
+
+MAX_POSITIONS = 64
+
+
+def tiny_model(task: str):
+    """A one-layer, 32-wide ConvBERT for ``task`` over the demo vocabulary (seeded weights)."""
+    import torch
+
+    from reference_model.modeling import MODEL_CLASSES
+    from reference_model.presets import initialize_weights, preset_config
+
+    config = dataclasses.replace(
+        preset_config("demo", task), num_hidden_layers=1, hidden_size=32, embedding_size=32,
+        num_attention_heads=2, intermediate_size=64, max_position_embeddings=MAX_POSITIONS,
+    )
+    model = MODEL_CLASSES[config.architectures[0]](config)
+    initialize_weights(model, config.initializer_range, torch.Generator().manual_seed(0))
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def trt_rtx():
+    """The tensorrt_rtx module (skips when TensorRT for RTX is not installed)."""
+    return pytest.importorskip("tensorrt_rtx", reason="TensorRT for RTX is not installed (pip install tensorrt-rtx)")
+
+
+class _Cache:
+    def __init__(self, factory):
+        self.factory = factory
+        self.items = {}
+
+    def __call__(self, *key):
+        if key not in self.items:
+            self.items[key] = self.factory(*key)
+        return self.items[key]
+
+
+@pytest.fixture(scope="session")
+def export_dir(tmp_path_factory):
+    """``export_dir(task, mode)`` -> a tiny export directory, exported once per session."""
+    import convbert_export
+
+    root = tmp_path_factory.mktemp("exports")
+
+    def make(task: str, mode: str):
+        path = root / f"{task}-{mode}"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            convbert_export.export(tiny_model(task), task, path, dynamic_conv=mode, validate=False)
+        return path
+
+    return _Cache(make)
+
+
+@pytest.fixture(scope="session")
+def rtx_engine(trt_rtx, export_dir, tmp_path_factory):
+    """``rtx_engine(task, mode)`` -> an engine directory built with default settings, once."""
+    from convbert_export.engine import EngineSettings, build_engine
+
+    root = tmp_path_factory.mktemp("engines")
+
+    def make(task: str, mode: str):
+        return build_engine(export_dir(task, mode), root / f"{task}-{mode}",
+                            EngineSettings(backend="tensorrt-rtx"))
+
+    return _Cache(make)
