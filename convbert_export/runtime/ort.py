@@ -165,7 +165,7 @@ class OrtRunner(Runner):
         try:
             from .. import custom_ops  # noqa: PLC0415 - optional part, loaded on start
 
-            custom_ops.register(options)
+            custom_ops.register(options, build=False)  # never compile inside a serving process
             self.custom_ops_registered = True
         except Exception as exc:  # the library is optional: the graph carries a local function
             warnings.warn(

@@ -188,3 +188,46 @@ def test_predict_cli(artifacts, tmp_path):
     assert all("error" in rows[i] for i in (1, 2, 3))
     with pipeline_for(artifacts, "text-classification") as pipe:
         assert_close_nested(rows[0]["result"], pipe(["hello world"])[0])
+
+
+@pytest.fixture(scope="module")
+def exact_export(tmp_path_factory):
+    """A tiny reference model exported by the project's exporter with padding "exact"."""
+    import torch
+
+    import convbert_export
+    import reference_model
+    from reference_model.presets import initialize_weights
+
+    from .conftest import save_tokenizer
+
+    config = reference_model.ConvBertConfig(
+        vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=64, max_position_embeddings=64, embedding_size=32, conv_kernel_size=5,
+        head_ratio=2, type_vocab_size=2, pad_token_id=0, architectures=["ConvBertModel"],
+    )
+    model = reference_model.ConvBertModel(config)
+    initialize_weights(model, config.initializer_range, torch.Generator().manual_seed(0))
+    model.eval()
+    tokenizer_dir = tmp_path_factory.mktemp("tok")
+    save_tokenizer(tokenizer_dir)
+    out = tmp_path_factory.mktemp("exact") / "export"
+    convbert_export.export(model, "feature-extraction", out, padding="exact", validate=False,
+                           tokenizer_dir=tokenizer_dir)
+    return out
+
+
+def test_exact_export_batches_mixed_lengths_invariantly(exact_export):
+    from convbert_export.runtime.ort import OrtSettings
+    from convbert_export.runtime.pipeline import Pipeline
+
+    texts = _texts(20, seed=3)
+    with Pipeline.from_export(exact_export, settings=OrtSettings(intra_op_threads=1), batch_size=1) as pipe:
+        assert pipe.exact_padding
+        solo = [pipe(t, return_tensors=True) for t in texts]
+        pipe.batch_size = 8
+        plan = plan_batches([pipe.tokenizer.num_tokens(t) for t in texts], 8, exact=True)
+        assert any(len({pipe.tokenizer.num_tokens(texts[i]) for i in b}) > 1 for b in plan)  # mixed
+        together = pipe(texts, return_tensors=True)
+    for a, b in zip(solo, together):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
