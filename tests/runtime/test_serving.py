@@ -231,3 +231,16 @@ def test_exact_export_batches_mixed_lengths_invariantly(exact_export):
         together = pipe(texts, return_tensors=True)
     for a, b in zip(solo, together):
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+
+
+def test_serving_code_does_not_import_torch(features):
+    import subprocess
+    import sys
+
+    code = ("import sys, convbert_export.runtime.pipeline, convbert_export.runtime.batcher, "
+            "convbert_export.runtime.ort, convbert_export.batching, convbert_export.commands.predict; "
+            "from convbert_export.runtime.pipeline import Pipeline; "
+            f"p = Pipeline.from_export({str(features.export_dir)!r}); p('hello world'); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
