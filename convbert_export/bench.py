@@ -1,0 +1,420 @@
+"""Latency benchmark of export directories (and the PyTorch reference), interleaved in one process.
+
+Shared by ``convbert-export benchmark`` and ``tools/bench.py``. For every (batch, sequence) of
+the grid, each backend is warmed up, then timed call by call in ROUND-ROBIN order (the order
+rotates every repeat), so all backends see the same machine noise and their ratios hold on a
+shared 2-core machine. ONNX Runtime sessions run with ``session.intra_op.allow_spinning = 0``
+and a short pause separates timed calls, so one backend's idle worker threads (ORT's, or
+OpenMP's in torch) do not slow the next one.
+
+Also measured in the same run: the machine's fp32 GEMM rate on the model's own matrix shapes,
+the model's FLOPs (analytic, from config.json) and the fp32 "GEMM floor" = the time those
+GEMMs alone take, which no fp32 backend can beat.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InvalidInputError
+from .progress import QUIET, Progress
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """What to time.
+
+    Attributes:
+        batches, sequences: the grid (sequence is capped at max_position_embeddings).
+        threads: intra-op threads of every backend (ORT sessions and torch).
+        repeats: timed calls per backend per grid point (fewer when ``budget_s`` runs out,
+            never fewer than ``min_repeats``).
+        warmup: untimed calls per backend per grid point.
+        budget_s: time budget per grid point, all backends together.
+        pause_s: sleep between timed calls, so idle worker threads stop spinning.
+        torch_reference: also time the PyTorch reference (fp32 eager).
+        floor: measure the fp32 GEMM rate and floor.
+        seed: seed of the random token ids.
+    """
+
+    batches: tuple[int, ...] = (1, 8, 32)
+    sequences: tuple[int, ...] = (32, 128, 512)
+    threads: int = 2
+    repeats: int = 20
+    min_repeats: int = 3
+    warmup: int = 2
+    budget_s: float = 60.0
+    pause_s: float = 0.01
+    torch_reference: bool = False
+    floor: bool = True
+    seed: int = 0
+
+    def check(self) -> None:
+        if not self.batches or any(b < 1 for b in self.batches):
+            raise InvalidInputError(f"batch sizes must be >= 1, got {list(self.batches)}")
+        if not self.sequences or any(s < 1 for s in self.sequences):
+            raise InvalidInputError(f"sequence lengths must be >= 1, got {list(self.sequences)}")
+        if self.threads < 1:
+            raise InvalidInputError(f"threads must be >= 1, got {self.threads}")
+        if self.repeats < 1 or self.min_repeats < 1:
+            raise InvalidInputError(f"repeats must be >= 1, got {self.repeats}")
+
+
+@dataclass
+class Timing:
+    backend: str
+    batch: int
+    sequence: int
+    times_ms: list[float] = field(default_factory=list)
+
+    def to_dict(self, reference_p50: float | None = None) -> dict:
+        t = np.asarray(self.times_ms)
+        p50 = float(np.percentile(t, 50))
+        data = {
+            "backend": self.backend,
+            "batch": self.batch,
+            "sequence": self.sequence,
+            "repeats": int(t.size),
+            "p50_ms": round(p50, 3),
+            "p90_ms": round(float(np.percentile(t, 90)), 3),
+            "p99_ms": round(float(np.percentile(t, 99)), 3),
+            "mean_ms": round(float(t.mean()), 3),
+            "min_ms": round(float(t.min()), 3),
+            "throughput_seq_per_s": round(1000.0 * self.batch / p50, 2),
+            "throughput_tokens_per_s": round(1000.0 * self.batch * self.sequence / p50, 1),
+        }
+        data["speedup_vs_reference"] = round(reference_p50 / p50, 3) if reference_p50 else None
+        return data
+
+
+# ---------------------------------------------------------------------------------- backends
+
+
+class OrtBackend:
+    """One export directory on ONNX Runtime CPU, spinning disabled."""
+
+    def __init__(self, export_dir: Path, name: str, threads: int):
+        import onnxruntime as ort
+
+        from .manifest import load_manifest
+
+        self.export_dir = Path(export_dir)
+        self.name = name
+        self.manifest = load_manifest(export_dir)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        self.library = "not needed"
+        if self.manifest.uses_custom_op:
+            from . import custom_ops
+
+            try:
+                path = custom_ops.library_path()
+                options.register_custom_ops_library(str(path))
+                self.library = f"loaded ({Path(path).name})"
+            except Exception as exc:  # noqa: BLE001 - the model-local function still runs
+                self.library = f"not loaded ({str(exc).splitlines()[0][:80]}): model-local function"
+        self.session = ort.InferenceSession(str(self.export_dir / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": "onnxruntime", "path": str(self.export_dir), "task": self.manifest.task,
+                "precision": self.manifest.precision, "dynamic_conv": self.manifest.dynamic_conv_mode,
+                "custom_op_library": self.library,
+                "transformations": [t.get("step", str(t)) if isinstance(t, dict) else str(t)
+                                    for t in self.manifest.transformations]}
+
+    def __call__(self, feeds: dict) -> None:
+        self.session.run(None, {k: feeds[k] for k in self.input_names})
+
+
+class TorchBackend:
+    """The PyTorch reference (reference_model, fp32 eager, inference mode)."""
+
+    def __init__(self, manifest, threads: int, name: str = "pytorch-eager-fp32"):
+        import torch
+
+        from .validate.check import reference_for
+
+        torch.set_num_threads(threads)
+        self.torch = torch
+        self.model = reference_for(manifest)
+        self.name = name
+        self.manifest = manifest
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": "torch", "task": self.manifest.task, "precision": "fp32",
+                "source": self.manifest.source, "torch": self.torch.__version__,
+                "threads": self.torch.get_num_threads()}
+
+    def __call__(self, feeds: dict) -> None:
+        with self.torch.inference_mode():
+            self.model(**{k: self.torch.from_numpy(v) for k, v in feeds.items()})
+
+
+def make_feeds(manifest, batch: int, sequence: int, seed: int) -> dict:
+    """Random ids (no padding), token types split in halves; (batch, 2, sequence) for multiple choice."""
+    from .tasks import get_task
+
+    rng = np.random.default_rng(seed)
+    sequence = min(sequence, int(manifest.model["max_position_embeddings"]))
+    shape = (batch, 2, sequence) if get_task(manifest.task).multiple_choice else (batch, sequence)
+    ids = rng.integers(1000 if int(manifest.model["vocab_size"]) > 2000 else 1, int(manifest.model["vocab_size"]),
+                       size=shape, dtype=np.int64)
+    types = np.zeros(shape, dtype=np.int64)
+    if int(manifest.model.get("type_vocab_size", 2)) > 1:
+        types[..., sequence // 2:] = 1
+    return {"input_ids": ids, "attention_mask": np.ones(shape, dtype=np.int64), "token_type_ids": types}
+
+
+# ------------------------------------------------------------------------------- FLOPs, floor
+
+
+def model_gemms(config: dict, tokens: int, batch: int, sequence: int) -> list[tuple[int, int, int, int, bool]]:
+    """The encoder's matrix multiplies as (M, K, N, count, batched) for ``tokens`` = batch x sequence.
+
+    Attention score/context products are listed per (batch x head) as (S, D, S) and (S, S, D).
+    Task heads are excluded (small next to the encoder, except fill-mask's vocabulary projection).
+    """
+    hidden = int(config["hidden_size"])
+    embedding = int(config.get("embedding_size") or hidden)
+    layers = int(config["num_hidden_layers"])
+    ratio = int(config.get("head_ratio", 2))
+    heads = max(1, int(config["num_attention_heads"]) // ratio)
+    inner = hidden // ratio  # all_head_size of each half
+    head_size = inner // heads
+    kernel = int(config.get("conv_kernel_size", 9))
+    intermediate = int(config["intermediate_size"])
+    groups = int(config.get("num_groups", 1))
+    gemms = []
+    if embedding != hidden:
+        gemms.append((tokens, embedding, hidden, 1, False))
+    gemms += [
+        (tokens, hidden, inner, 3 * layers, False),  # query, key, value
+        (tokens, hidden, inner, layers, False),  # separable conv's pointwise half
+        (tokens, inner, heads * kernel, layers, False),  # conv_kernel_layer
+        (tokens, hidden, inner, layers, False),  # conv_out_layer
+        (sequence, head_size, sequence, batch * heads * layers, True),  # Q K^T
+        (sequence, sequence, head_size, batch * heads * layers, True),  # softmax(QK^T) V
+        (tokens, hidden, hidden, layers, False),  # attention output dense
+        (tokens, hidden // groups, intermediate // groups, groups * layers, False),  # intermediate
+        (tokens, intermediate // groups, hidden // groups, groups * layers, False),  # output
+    ]
+    return gemms
+
+
+def model_flops(config: dict, batch: int, sequence: int) -> float:
+    """FLOPs of one forward (GEMMs + the depthwise and dynamic convolutions), analytic."""
+    tokens = batch * sequence
+    hidden = int(config["hidden_size"])
+    inner = hidden // int(config.get("head_ratio", 2))
+    kernel = int(config.get("conv_kernel_size", 9))
+    layers = int(config["num_hidden_layers"])
+    gemm = sum(2.0 * m * k * n * c for m, k, n, c, _ in model_gemms(config, tokens, batch, sequence))
+    convs = layers * (2.0 * tokens * hidden * kernel + 2.0 * tokens * inner * kernel)
+    return gemm + convs
+
+
+def gemm_floor(config: dict, batch: int, sequence: int, threads: int, repeats: int = 5) -> dict:
+    """Time the model's fp32 GEMMs (torch.matmul, ``threads`` threads): rate and floor."""
+    import torch
+
+    torch.set_num_threads(threads)
+    tokens = batch * sequence
+    total_s, total_flops = 0.0, 0.0
+    gen = torch.Generator().manual_seed(0)
+    for m, k, n, count, batched in model_gemms(config, tokens, batch, sequence):
+        if batched:  # attention: per (batch x head), timed as a batched matmul
+            a = torch.randn(min(count, 64), m, k, generator=gen)
+            b = torch.randn(min(count, 64), k, n, generator=gen)
+            reps = count / a.shape[0]
+        else:
+            a = torch.randn(m, k, generator=gen)
+            b = torch.randn(k, n, generator=gen)
+            reps = count
+        torch.matmul(a, b)
+        samples = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            torch.matmul(a, b)
+            samples.append(time.perf_counter() - start)
+        total_s += statistics.median(samples) * reps
+        total_flops += 2.0 * m * k * n * count
+    flops = model_flops(config, batch, sequence)
+    rate = total_flops / total_s
+    return {
+        "batch": batch,
+        "sequence": sequence,
+        "gflop": round(flops / 1e9, 3),
+        "gemm_gflop": round(total_flops / 1e9, 3),
+        "gemm_gflops_per_s": round(rate / 1e9, 1),
+        "fp32_floor_ms": round(1000.0 * flops / rate, 2),
+        "gemm_time_ms": round(1000.0 * total_s, 2),
+    }
+
+
+# ------------------------------------------------------------------------------------ running
+
+
+@dataclass
+class BenchResult:
+    settings: BenchSettings
+    backends: list[dict]
+    results: list[dict]
+    floor: list[dict]
+    notes: list[str]
+    machine: dict
+    elapsed_s: float
+
+    def to_dict(self) -> dict:
+        return {"settings": asdict(self.settings), "machine": self.machine, "notes": self.notes,
+                "backends": self.backends, "results": self.results, "floor": self.floor,
+                "elapsed_s": round(self.elapsed_s, 1)}
+
+    def table(self) -> str:
+        """A text table: one row per backend and grid point."""
+        floors = {(f["batch"], f["sequence"]): f for f in self.floor}
+        headers = ["batch", "seq", "backend", "p50 ms", "p90 ms", "p99 ms", "seq/s", "vs ref", "vs floor"]
+        rows = []
+        for r in self.results:
+            floor = floors.get((r["batch"], r["sequence"]))
+            rows.append([
+                str(r["batch"]), str(r["sequence"]), r["backend"], f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}",
+                f"{r['p99_ms']:.2f}", f"{r['throughput_seq_per_s']:.1f}",
+                f"{r['speedup_vs_reference']:.2f}x" if r["speedup_vs_reference"] else "-",
+                f"{r['p50_ms'] / floor['fp32_floor_ms']:.2f}" if floor else "-",
+            ])
+        for f in self.floor:
+            rows.append([str(f["batch"]), str(f["sequence"]), f"(fp32 GEMM floor, {f['gemm_gflops_per_s']:.0f} GFLOP/s, "
+                         f"{f['gflop']:.1f} GFLOP)", f"{f['fp32_floor_ms']:.2f}", "", "", "", "", "1.00"])
+        widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(headers)]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)), "  ".join("-" * w for w in widths)]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+        return "\n".join(lines)
+
+
+def _unique_names(paths: list[Path]) -> list[str]:
+    names = []
+    for path in paths:
+        name = path.name or str(path)
+        if name in names:
+            name = f"{path.parent.name}/{name}"
+        while name in names:
+            name += "'"
+        names.append(name)
+    return names
+
+
+def benchmark(export_dirs, settings: BenchSettings | None = None, *, progress: Progress | None = None) -> BenchResult:
+    """Time every export directory (and the reference) over the grid, interleaved."""
+    settings = settings or BenchSettings()
+    settings.check()
+    progress = progress or QUIET
+    paths = [Path(p) for p in export_dirs]
+    if not paths:
+        raise InvalidInputError("benchmark needs at least one export directory")
+    started = time.perf_counter()
+    backends: list = []
+    with progress.step(f"creating {len(paths)} ONNX Runtime session(s)"):
+        for path, name in zip(paths, _unique_names(paths)):
+            backends.append(OrtBackend(path, name, settings.threads))
+    manifest = backends[0].manifest
+    notes = [
+        "ONNX Runtime sessions: CPUExecutionProvider, session.intra_op.allow_spinning=0, "
+        f"intra_op_num_threads={settings.threads}, inter_op_num_threads=1",
+        f"backends interleaved round-robin per repeat (order rotated), {settings.pause_s * 1000:.0f} ms pause "
+        "between timed calls",
+        "inputs: random ids, no padding (attention_mask all ones)",
+    ]
+    tasks = {b.manifest.task for b in backends}
+    if len(tasks) > 1:
+        notes.append(f"warning: the exports have different tasks ({', '.join(sorted(tasks))}); the reference runs "
+                     f"{manifest.task}")
+    if settings.torch_reference:
+        with progress.step("loading the PyTorch reference"):
+            backends.insert(0, TorchBackend(manifest, settings.threads))
+        notes.append(f"PyTorch reference: reference_model fp32 eager, torch.set_num_threads({settings.threads}), "
+                     f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
+    config = _config(backends[0] if not settings.torch_reference else backends[1])
+    max_len = int(manifest.model["max_position_embeddings"])
+    grid = [(b, s) for b in settings.batches for s in sorted({min(s, max_len) for s in settings.sequences})]
+    results: list[dict] = []
+    floors: list[dict] = []
+    for batch, sequence in progress.iterate(grid, "benchmarking"):
+        feeds = make_feeds(manifest, batch, sequence, settings.seed)
+        timings = {b.name: Timing(b.name, batch, sequence) for b in backends}
+        for backend in backends:
+            for _ in range(settings.warmup):
+                backend(feeds)
+                time.sleep(settings.pause_s)
+        point_start = time.perf_counter()
+        for repeat in range(settings.repeats):
+            shift = repeat % len(backends)
+            for backend in backends[shift:] + backends[:shift]:
+                time.sleep(settings.pause_s)
+                start = time.perf_counter()
+                backend(feeds)
+                timings[backend.name].times_ms.append(1000.0 * (time.perf_counter() - start))
+            if repeat + 1 >= settings.min_repeats and time.perf_counter() - point_start > settings.budget_s:
+                break
+        reference_p50 = None
+        if settings.torch_reference:
+            reference_p50 = float(np.percentile(timings[backends[0].name].times_ms, 50))
+        results += [timings[b.name].to_dict(reference_p50) for b in backends]
+        if settings.floor and config is not None:
+            floors.append(gemm_floor(config, batch, sequence, settings.threads))
+    if settings.floor and config is None:
+        notes.append("no fp32 floor: config.json missing from the first export")
+    return BenchResult(settings, [b.describe() for b in backends], results, floors, notes, _machine(settings),
+                       time.perf_counter() - started)
+
+
+def _config(backend) -> dict | None:
+    path = Path(backend.export_dir) / "config.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _machine(settings: BenchSettings) -> dict:
+    import onnxruntime
+
+    data = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "onnxruntime": onnxruntime.__version__, "threads": settings.threads}
+    try:
+        data["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover
+        pass
+    return data
+
+
+def write_json(result: BenchResult, path: str | Path) -> None:
+    from .fileio import write_json_atomic
+
+    write_json_atomic(path, result.to_dict())
+
+
+def parse_int_list(text: str, what: str) -> tuple[int, ...]:
+    """``"1,8,32"`` -> (1, 8, 32), with a clear error."""
+    try:
+        values = tuple(int(v) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        raise InvalidInputError(f"{what}: expected comma-separated integers like 1,8,32, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise InvalidInputError(f"{what}: expected positive integers like 1,8,32, got {text!r}")
+    return values
+
+
+__all__ = ["BenchSettings", "BenchResult", "benchmark", "model_flops", "model_gemms", "gemm_floor", "write_json",
+           "parse_int_list"]

@@ -1,0 +1,45 @@
+"""``convbert-export benchmark``: latency of export directories (and the PyTorch reference), interleaved."""
+
+from __future__ import annotations
+
+import click
+
+from ._common import emit_json, progress_for, quiet_json_options
+
+
+@click.command("benchmark")
+@click.argument("export_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--torch-reference", is_flag=True, help="Also time the PyTorch reference (fp32 eager).")
+@click.option("--batch", "batches", default="1,8,32", show_default=True, help="Batch sizes, comma-separated.")
+@click.option("--sequence", "sequences", default="32,128,512", show_default=True, help="Sequence lengths, comma-separated.")
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="Intra-op threads of every backend.")
+@click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True, help="Timed calls per backend and grid point.")
+@click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True, help="Untimed calls per backend and grid point.")
+@click.option("--budget", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Seconds per grid point (all backends); stops repeating early, after at least 3 repeats.")
+@click.option("--no-floor", is_flag=True, help="Skip the fp32 GEMM floor measurement.")
+@click.option("--json-out", type=click.Path(dir_okay=False), help="Write the full results as JSON to this file.")
+@quiet_json_options
+def command(export_dirs, torch_reference, batches, sequences, threads, repeats, warmup, budget, no_floor, json_out,
+            quiet, as_json):
+    """Time EXPORT_DIR... over a batch x sequence grid: p50/p90/p99 latency and throughput."""
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # torch's OpenMP workers sleep between calls
+    from ..bench import BenchSettings, benchmark, parse_int_list, write_json
+
+    settings = BenchSettings(
+        batches=parse_int_list(batches, "--batch"), sequences=parse_int_list(sequences, "--sequence"), threads=threads,
+        repeats=repeats, warmup=warmup, budget_s=budget, torch_reference=torch_reference, floor=not no_floor,
+    )
+    result = benchmark(export_dirs, settings, progress=progress_for(quiet, as_json))
+    if json_out:
+        write_json(result, json_out)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    click.echo(result.table())
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    if json_out:
+        click.echo(f"results: {json_out}")
