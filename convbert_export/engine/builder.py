@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import BuildError, InvalidInputError, MissingDependencyError
-from ..fileio import atomic_directory, sha256_file, write_json_atomic
+from ..fileio import atomic_directory, check_output_dir, sha256_file, write_json_atomic
 from ..manifest import Manifest, load_manifest, verify_checksums
 from ..progress import QUIET, Progress
 from ..tasks import get_task
@@ -56,9 +56,14 @@ def build_engine(export_dir: str | Path, output_dir: str | Path,
     started = time.perf_counter()
     trt = import_backend(backend.name)  # first: a missing backend is the one line the user sees
 
+    check_output_dir(output_dir, settings.force)  # refuse an existing output before a long build
     manifest = load_manifest(export_dir)
     task = get_task(manifest.task)
     onnx_path = export_dir / "model.onnx"
+    max_positions = manifest.model.get("max_position_embeddings")
+    profiles = settings.profiles or default_profiles(max_positions or 512, task.multiple_choice)
+    profiles = check_profiles(profiles, multiple_choice=task.multiple_choice,
+                              max_position_embeddings=max_positions, task=task.name)
     with progress.step(f"checking {export_dir}"):
         problems = [p for p in verify_checksums(export_dir, manifest) if p.startswith("model.onnx")]
         if not onnx_path.is_file():
@@ -68,10 +73,6 @@ def build_engine(export_dir: str | Path, output_dir: str | Path,
             f"export directory {str(export_dir)!r} does not match its manifest: "
             f"{'; '.join(problems)}; re-export the model"
         )
-    max_positions = manifest.model.get("max_position_embeddings")
-    profiles = settings.profiles or default_profiles(max_positions or 512, task.multiple_choice)
-    profiles = check_profiles(profiles, multiple_choice=task.multiple_choice,
-                              max_position_embeddings=max_positions, task=task.name)
     precision = _precision(settings, manifest)
 
     version = backend_version(trt)
