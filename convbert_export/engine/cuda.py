@@ -232,6 +232,7 @@ def load_cuda(device: int = 0) -> CudaApi:
     if torch is not None and getattr(torch.version, "cuda", None):
         return TorchCudaApi(torch, device)
     raise MissingDependencyError(
-        "running a TensorRT engine needs a CUDA Python API: install it with "
+        "TensorRT engines (running them, and builds with full TensorRT or INT8 calibration) need "
+        "a CUDA Python API: install it with "
         f"`{INSTALL_HINT}` (or a CUDA build of torch)"
     )
