@@ -586,8 +586,12 @@ def optimize(
     *,
     force: bool = False,
     progress: Progress | None = None,
+    validation=None,
 ) -> OptimizeResult:
     """Write an optimized, validated copy of ``export_dir`` to ``output_dir``.
+
+    ``validation`` (a :class:`~convbert_export.validate.ValidationSettings`) overrides the
+    validation grid; tolerances and thresholds always come from ``settings``.
 
     Raises :class:`ValidationFailedError` (after writing nothing) when the variant misses its
     tolerances or thresholds; the error carries the report.
@@ -651,7 +655,7 @@ def optimize(
         write_manifest(tmp, new_manifest)
         report = None
         if settings.validate:
-            report = _validate(tmp, settings, progress, display_path=output_dir)
+            report = _validate(tmp, settings, progress, display_path=output_dir, base=validation)
             if not report.passed:
                 raise ValidationFailedError(
                     f"the {settings.precision} variant of {export_dir} failed validation (nothing written): "
@@ -662,12 +666,13 @@ def optimize(
                           time.perf_counter() - started, report)
 
 
-def _validate(directory: Path, settings: OptimizeSettings, progress: Progress, display_path):
+def _validate(directory: Path, settings: OptimizeSettings, progress: Progress, display_path, base=None):
     from ..validate import ValidationSettings, validate
 
     atol, rtol = settings.tolerances()
     checks_thresholds = bool(settings.int8 or settings.fp16)
-    vsettings = ValidationSettings(
+    vsettings = replace(
+        base or ValidationSettings(),
         atol=atol, rtol=rtol,
         min_agreement=settings.min_agreement if checks_thresholds else None,
         min_cosine=settings.min_cosine if checks_thresholds else None,
