@@ -304,6 +304,32 @@ class BenchResult:
         return "\n".join(lines)
 
 
+def time_interleaved(calls: dict, settings: BenchSettings) -> dict[str, list[float]]:
+    """Time each zero-argument callable round-robin (order rotated per repeat); ms per call.
+
+    Every callable is warmed up first; a ``settings.pause_s`` sleep precedes each timed call;
+    repeating stops after ``settings.repeats`` rounds or once ``settings.budget_s`` is spent
+    (never before ``settings.min_repeats`` rounds).
+    """
+    names = list(calls)
+    for name in names:
+        for _ in range(settings.warmup):
+            calls[name]()
+            time.sleep(settings.pause_s)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    started = time.perf_counter()
+    for repeat in range(settings.repeats):
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:
+            time.sleep(settings.pause_s)
+            start = time.perf_counter()
+            calls[name]()
+            samples[name].append(1000.0 * (time.perf_counter() - start))
+        if repeat + 1 >= settings.min_repeats and time.perf_counter() - started > settings.budget_s:
+            break
+    return samples
+
+
 def _unique_names(paths: list[Path]) -> list[str]:
     names = []
     for path in paths:
@@ -353,21 +379,8 @@ def benchmark(export_dirs, settings: BenchSettings | None = None, *, progress: P
     floors: list[dict] = []
     for batch, sequence in progress.iterate(grid, "benchmarking"):
         feeds = make_feeds(manifest, batch, sequence, settings.seed)
-        timings = {b.name: Timing(b.name, batch, sequence) for b in backends}
-        for backend in backends:
-            for _ in range(settings.warmup):
-                backend(feeds)
-                time.sleep(settings.pause_s)
-        point_start = time.perf_counter()
-        for repeat in range(settings.repeats):
-            shift = repeat % len(backends)
-            for backend in backends[shift:] + backends[:shift]:
-                time.sleep(settings.pause_s)
-                start = time.perf_counter()
-                backend(feeds)
-                timings[backend.name].times_ms.append(1000.0 * (time.perf_counter() - start))
-            if repeat + 1 >= settings.min_repeats and time.perf_counter() - point_start > settings.budget_s:
-                break
+        samples = time_interleaved({b.name: (lambda b=b: b(feeds)) for b in backends}, settings)
+        timings = {name: Timing(name, batch, sequence, times) for name, times in samples.items()}
         reference_p50 = None
         if settings.torch_reference:
             reference_p50 = float(np.percentile(timings[backends[0].name].times_ms, 50))
@@ -416,5 +429,5 @@ def parse_int_list(text: str, what: str) -> tuple[int, ...]:
     return values
 
 
-__all__ = ["BenchSettings", "BenchResult", "benchmark", "model_flops", "model_gemms", "gemm_floor", "write_json",
+__all__ = ["BenchSettings", "BenchResult", "benchmark", "time_interleaved", "model_flops", "model_gemms", "gemm_floor", "write_json",
            "parse_int_list"]
