@@ -55,7 +55,8 @@ def test_fused_variant_is_a_valid_directory_with_the_expected_fusions(exports, t
     manifest = load_manifest(out)
     assert manifest.precision == "fp32"
     steps = [t["step"] for t in manifest.transformations]
-    assert steps == ["pointwise-conv-to-matmul", "attention-to-multiheadattention", "ort-transformer-optimizer"]
+    assert steps == ["pointwise-conv-to-matmul", "attention-to-multiheadattention", "pack-projections",
+                     "ort-transformer-optimizer"]
     assert verify_checksums(out) == []
     assert {"config.json", "vocab.txt", "model.onnx"} <= set(manifest.files)
     counts = count_nodes(onnx.load(str(out / "model.onnx")))
@@ -65,6 +66,10 @@ def test_fused_variant_is_a_valid_directory_with_the_expected_fusions(exports, t
     assert counts["Conv"] == LAYERS  # only the depthwise convolutions remain
     assert counts["Softmax"] == LAYERS  # only the dynamic convolutions' softmax remains
     assert "LayerNormalization" not in counts
+    # per layer: packed q/k/v/conv_out, pointwise, conv kernel, attention output, intermediate, output
+    assert counts["MatMul"] == 6 * LAYERS
+    assert counts["Split"] == 2 * LAYERS  # the packed projections' and the dynamic convolution's
+    assert manifest.transformations[2]["packed_groups"] == LAYERS
     assert manifest.transformations[0]["rewritten"] == LAYERS
     # the fused graph computes what the exported one does, padding included
     feeds = _feeds()
@@ -78,8 +83,8 @@ def test_int8_dynamic_meets_the_thresholds(exports, tmp_path):
     out = tmp_path / "int8"
     result = optimize(exports["feature-extraction"], out, OptimizeSettings(int8="dynamic"), validation=GRID)
     counts = count_nodes(onnx.load(str(out / "model.onnx")))
-    # q, k, v, pointwise conv, conv kernel, conv out, attention out, intermediate, output
-    assert counts["MatMulInteger"] == 9 * LAYERS
+    # packed q/k/v/conv_out, pointwise conv, conv kernel, attention out, intermediate, output
+    assert counts["MatMulInteger"] == 6 * LAYERS
     assert "MatMul" not in counts  # every weight MatMul quantized; attention is inside MultiHeadAttention
     assert counts["Conv"] == LAYERS and "ConvInteger" not in counts
     data = result.report.to_dict()

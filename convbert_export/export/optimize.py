@@ -54,6 +54,8 @@ class OptimizeSettings:
         fuse: run the graph rewrites (pointwise conv -> MatMul, attention -> MultiHeadAttention)
             and ONNX Runtime's transformer optimizer (SkipLayerNormalization, BiasGelu).
         attention: fuse the attention half into ``com.microsoft::MultiHeadAttention``.
+        pack: merge the projections that read the same tensor (query, key, value, conv_out)
+            into one wide MatMul + Split.
         int8: ``None``, ``"dynamic"`` (weights int8, activations quantized per call) or
             ``"static"`` (QDQ with calibrated activation ranges).
         fp16: float16 weights and activations (for GPUs); exclusive with ``int8``.
@@ -72,6 +74,7 @@ class OptimizeSettings:
 
     fuse: bool = True
     attention: bool = True
+    pack: bool = True
     int8: str | None = None
     fp16: bool = False
     calibration: str | Path | None = None
@@ -281,6 +284,53 @@ def pointwise_conv_to_matmul(model: onnx.ModelProto) -> int:
             new.append(helper.make_node("MatMul", [xt, w_name], [user.output[0]], name=g.fresh("pw_matmul")))
         insert[id(conv)] = new
         remove.update({id(conv), id(user)} | ({id(add)} if add is not None else set()))
+        count += 1
+    if count:
+        _replace_nodes(g.graph, remove, insert)
+        _remove_dead(model)
+    return count
+
+
+def pack_projections(model: onnx.ModelProto) -> int:
+    """Merge MatMuls that read the same tensor (query, key, value, conv_out) into one wide MatMul.
+
+    ``Add(MatMul(x, W_i), b_i)`` for i = 1..n over the same ``x`` become ``Split(Add(MatMul(x,
+    concat(W_i)), concat(b_i)))``: one GEMM of width sum(N_i) instead of n narrow ones, and one
+    quantization of ``x`` shared by it. Returns the number of packed groups.
+    """
+    g = _Graph(model)
+    remove: set[int] = set()
+    insert: dict[int, list[onnx.NodeProto]] = {}
+    count = 0
+    for name, users in list(g.consumers.items()):
+        members = []
+        for mm in users:
+            if mm.op_type != "MatMul" or mm.input[0] != name or mm.input[1] not in g.inits:
+                continue
+            weight = g.const(mm.input[1])
+            add = g.single_consumer(mm.output[0])
+            bias = None
+            if add is not None and add.op_type == "Add":
+                other = add.input[1] if add.input[0] == mm.output[0] else add.input[0]
+                bias = g.const(other)
+            if weight.ndim != 2 or bias is None or bias.shape != (weight.shape[1],):
+                continue
+            members.append((mm, add, weight, bias))
+        if len(members) < 2 or len({m[2].shape[0] for m in members}) != 1 or len({m[2].dtype for m in members}) != 1:
+            continue
+        first = min(members, key=lambda m: list(g.graph.node).index(m[0]))[0]
+        weight = g.add_initializer(np.concatenate([m[2] for m in members], axis=1), "packed_weight")
+        bias = g.add_initializer(np.concatenate([m[3] for m in members]).astype(members[0][2].dtype), "packed_bias")
+        sizes = g.add_initializer(np.array([m[2].shape[1] for m in members], dtype=np.int64), "packed_split")
+        mm_out, add_out = g.fresh("packed_mm"), g.fresh("packed_add")
+        insert[id(first)] = [
+            helper.make_node("MatMul", [name, weight], [mm_out], name=g.fresh("packed_matmul")),
+            helper.make_node("Add", [mm_out, bias], [add_out], name=g.fresh("packed_bias_add")),
+            helper.make_node("Split", [add_out, sizes], [m[1].output[0] for m in members], axis=-1,
+                             name=g.fresh("packed_split")),
+        ]
+        for mm, add, _, _ in members:
+            remove.update({id(mm), id(add)})
         count += 1
     if count:
         _replace_nodes(g.graph, remove, insert)
@@ -565,6 +615,9 @@ def optimize_model_proto(model: onnx.ModelProto, settings: OptimizeSettings) -> 
     if settings.attention:
         count = attention_to_mha(model)
         steps.append({"step": "attention-to-multiheadattention", "tool": "convbert_export", "rewritten": count})
+    if settings.pack:
+        count = pack_projections(model)
+        steps.append({"step": "pack-projections", "tool": "convbert_export", "packed_groups": count})
     model, stats = ort_transformer_fusions(model)
     if not any(o.domain == MS_DOMAIN for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
@@ -681,4 +734,4 @@ def _validate(directory: Path, settings: OptimizeSettings, progress: Progress, d
 
 
 __all__ = ["OptimizeSettings", "OptimizeResult", "optimize", "optimize_model_proto", "pointwise_conv_to_matmul",
-           "attention_to_mha", "ort_transformer_fusions", "calibration_feeds", "INT8_MODES"]
+           "attention_to_mha", "pack_projections", "ort_transformer_fusions", "calibration_feeds", "INT8_MODES"]
