@@ -11,8 +11,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "ConvBertExportError": ("convbert_export.errors", "ConvBertExportError"),
     "Tokenizer": ("convbert_export.tokenization", "Tokenizer"),
-    "export": ("convbert_export.export", "export"),
-    "validate": ("convbert_export.validate", "validate"),
+    # callable subpackages: convbert_export.export(...) and .validate(...) call the functions
+    "export": ("convbert_export.export", None),
+    "validate": ("convbert_export.validate", None),
     "Pipeline": ("convbert_export.runtime.pipeline", "Pipeline"),
     "TASKS": ("convbert_export.tasks", "TASKS"),
     "get_task": ("convbert_export.tasks", "get_task"),
@@ -26,7 +27,9 @@ def __getattr__(name: str):
         import importlib
 
         module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module), attr)
+        value = importlib.import_module(module)
+        if attr is not None:
+            value = getattr(value, attr)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'convbert_export' has no attribute {name!r}")

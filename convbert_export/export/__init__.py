@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import __version__
-from ..errors import InvalidInputError, ValidationFailedError
+from ..errors import InvalidInputError, UnknownNameError, ValidationFailedError
 from ..fileio import atomic_directory, write_json_atomic
 from ..manifest import FORMAT, Manifest, TensorSpec, file_checksums, write_manifest
 from ..progress import QUIET, Progress
@@ -46,7 +46,7 @@ class ExportSettings:
 
     def check(self) -> None:
         if self.dynamic_conv not in MODES:
-            raise InvalidInputError(f"unknown --dynamic-conv {self.dynamic_conv!r}; expected one of: {', '.join(MODES)}")
+            raise UnknownNameError(f"unknown --dynamic-conv {self.dynamic_conv!r}; expected one of: {', '.join(MODES)}")
         if self.padding not in PADDING_MODES:
             raise InvalidInputError(f"unknown padding mode {self.padding!r}; expected one of: {', '.join(PADDING_MODES)}")
         if not isinstance(self.opset, int) or self.opset < 17:
@@ -370,3 +370,7 @@ def export(
 
 
 __all__ = ["ExportResult", "ExportSettings", "ModelSource", "export", "export_model", "export_tasks", "PADDING_MODES"]
+
+from .._callable_module import make_callable  # noqa: E402
+
+make_callable(__name__, "export")  # convbert_export.export(...) calls export()

@@ -115,8 +115,33 @@ def trace_to_onnx(model, spec: TaskSpec, *, opset: int = DEFAULT_OPSET, mode: st
     if mode == "decomposed":
         proto = _fold_constants(proto)
     _name_axes(proto, spec)
+    _tidy(proto)
     proto.producer_name = "convbert-export"
     return proto
+
+
+def _tidy(model: onnx.ModelProto) -> None:
+    """Checkpoint key names for initializers; node metadata reduced to the module path.
+
+    The exporter names weights after the wrapper (``inner.convbert...``) and records the FX node
+    and class hierarchy of every node (a third of a small model's file); the module path
+    (``namespace``) is enough to map a node back to the model.
+    """
+    renames = {}
+    for init in model.graph.initializer:
+        if init.name.startswith("inner."):
+            renames[init.name] = init.name[len("inner.") :]
+            init.name = renames[init.name]
+    for node in model.graph.node:
+        for i, name in enumerate(node.input):
+            if name in renames:
+                node.input[i] = renames[name]
+        keep = [(p.key, p.value) for p in node.metadata_props if p.key == "namespace"]
+        del node.metadata_props[:]
+        for key, value in keep:
+            node.metadata_props.add(key=key, value=value.replace("inner.", "").replace("inner: ", ""))
+    for value in model.graph.value_info:
+        del value.metadata_props[:]
 
 
 def _first_self_attention(model):

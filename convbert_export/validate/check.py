@@ -179,6 +179,23 @@ def text_cases(manifest: Manifest, export_dir: Path, batch_size: int = 8):
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
+def tokenizer_mismatch(manifest: Manifest, export_dir: Path) -> str | None:
+    """A reason the export's tokenizer cannot feed its model, or None."""
+    from ..tokenization import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_pretrained(export_dir)
+    except Exception as exc:
+        return f"tokenizer: cannot load the export's tokenizer files ({exc})"
+    vocab = int(manifest.model["vocab_size"])
+    if tokenizer.vocab_size > vocab:
+        return (
+            f"tokenizer: its vocabulary has {tokenizer.vocab_size} ids but the model embeds {vocab}; "
+            "export with the checkpoint's own tokenizer files (vocab.txt or tokenizer.json beside config.json)"
+        )
+    return None
+
+
 def _mixed(tokenizer, group, kw, start):
     singles = [(i, a) for i, (a, b) in enumerate(group) if b is None]
     pairs = [(i, a, b) for i, (a, b) in enumerate(group) if b is not None]
@@ -298,7 +315,11 @@ def validate(
     agreement = Agreement(spec.agreement)
     cases = list(random_cases(manifest, settings))
     if settings.texts:
-        cases += list(text_cases(manifest, export_dir))
+        problem = tokenizer_mismatch(manifest, export_dir)
+        if problem:
+            failures.append(problem)
+        else:
+            cases += list(text_cases(manifest, export_dir))
     shape_failures: dict[str, str] = {}
     for name, feeds in progress.iterate(cases, f"[{manifest.task}] validating {len(cases)} cases"):
         ref = run_reference(reference, feeds)

@@ -1,0 +1,109 @@
+"""Export errors: one clear line each, and nothing half-written."""
+
+from __future__ import annotations
+
+import pytest
+
+from convbert_export.cli import main
+from convbert_export.errors import InvalidInputError, UnknownNameError
+from convbert_export.export import ExportSettings, ModelSource, export_tasks
+
+from export_helpers import GROUPED, make_model
+
+
+def test_unknown_task_lists_the_tasks(tmp_path, capsys):
+    assert main(["export", "--preset", "demo", "--task", "summarization", "-o", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown task 'summarization'" in err and "text-classification" in err and "multiple-choice" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_unknown_preset_lists_presets(tmp_path, capsys):
+    assert main(["export", "--preset", "huge", "--task", "fill-mask", "-o", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown preset 'huge'" in err and "conv-bert-base" in err
+
+
+def test_model_and_preset_are_exclusive(tmp_path, capsys):
+    assert main(["export", "-o", str(tmp_path / "x"), "--task", "fill-mask"]) == 2
+    assert "exactly one of --model DIR or --preset NAME" in capsys.readouterr().err
+
+
+def test_checkpoint_without_the_asked_head(tmp_path, capsys):
+    model = make_model("fill-mask", GROUPED)
+    model.save_pretrained(tmp_path / "mlm")
+    code = main(["export", "--model", str(tmp_path / "mlm"), "--task", "question-answering", "-o", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "ConvBertForMaskedLM" in err and "qa_outputs" in err, err
+    assert not (tmp_path / "x").exists()
+
+
+def test_checkpoint_directory_missing(tmp_path, capsys):
+    assert main(["export", "--model", str(tmp_path / "nope"), "-o", str(tmp_path / "x")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_existing_output_needs_force(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("mine")
+    with pytest.raises(InvalidInputError, match="already exists; pass --force"):
+        export_tasks(ModelSource.from_preset("demo"), ["feature-extraction"], tmp_path / "out")
+    assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
+
+
+def test_unwritable_output_directory(tmp_path):
+    """/proc refuses new directories even to root, so this runs wherever the tests run."""
+    with pytest.raises(InvalidInputError, match="is not writable"):
+        export_tasks(ModelSource.from_preset("demo"), ["feature-extraction"], "/proc/convbert-export-out")
+
+
+def test_output_under_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["export", "--preset", "demo", "--task", "fill-mask", "-o", str(tmp_path / "file" / "out")]) == 2
+    assert "cannot create output directory" in capsys.readouterr().err
+
+
+def test_bad_settings(tmp_path):
+    with pytest.raises(InvalidInputError, match="opset must be 17 or newer"):
+        export_tasks(ModelSource.from_preset("demo"), ["fill-mask"], tmp_path / "o", ExportSettings(opset=13))
+    with pytest.raises(UnknownNameError, match="expected one of: decomposed, custom-op"):
+        export_tasks(ModelSource.from_preset("demo"), ["fill-mask"], tmp_path / "o", ExportSettings(dynamic_conv="fused"))
+
+
+def test_interrupted_export_leaves_nothing(tmp_path, monkeypatch):
+    """A KeyboardInterrupt after files were written removes the partial directory."""
+    import convbert_export.export as export_module
+
+    real = export_module.export_model
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        result = real(*args, **kwargs)
+        calls.append(sorted(p.name for p in result.path.iterdir()))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return result
+
+    monkeypatch.setattr(export_module, "export_model", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export_tasks(ModelSource.from_preset("demo"), ["feature-extraction", "fill-mask"], tmp_path / "out",
+                     ExportSettings(validate=False))
+    assert len(calls) == 2 and "model.onnx" in calls[0], "files had been written before the interrupt"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_validation_exits_1_and_keeps_the_export(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["export", "--preset", "demo", "--task", "text-classification", "-o", str(out), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["validate", str(out), "--atol", "0", "--rtol", "0", "-q"]) == 1
+    captured = capsys.readouterr()
+    assert "exceeds atol 0" in captured.err and "FAIL" in captured.out
+    assert (out / "model.onnx").is_file() and (out / "validation.md").read_text().count("FAIL") >= 1
+    assert main(["validate", str(out), "-q"]) == 0
+
+
+def test_validate_without_a_manifest(tmp_path, capsys):
+    assert main(["validate", str(tmp_path)]) == 2
+    assert "no manifest.json" in capsys.readouterr().err
