@@ -77,7 +77,12 @@ def atomic_directory(output: str | os.PathLike, force: bool = False):
     replaced only after the new one is complete.
     """
     output = check_output_dir(output, force)
-    tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.", suffix=".partial"))
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.", suffix=".partial"))
+    except OSError as exc:
+        raise InvalidInputError(
+            f"output directory {str(output.parent)!r} is not writable ({exc.strerror}); choose another --output"
+        ) from None
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
         yield tmp
