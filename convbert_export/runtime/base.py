@@ -23,7 +23,6 @@ This module imports only numpy.
 from __future__ import annotations
 
 import abc
-import json
 import os
 import threading
 from dataclasses import dataclass
@@ -79,17 +78,10 @@ class ModelLimits:
 
 
 def read_manifest(export_dir: str | os.PathLike) -> dict:
-    """Read ``manifest.json`` of an export directory with a clear error when it is missing."""
-    path = Path(export_dir) / "manifest.json"
-    if not path.is_file():
-        raise InvalidInputError(
-            f"{str(export_dir)!r} is not an export directory: expected {str(path)!r} to exist; "
-            "create one with `convbert-export export`"
-        )
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"{str(path)!r} is not valid JSON: {exc}") from None
+    """``manifest.json`` of an export directory as a dict, checked by :mod:`convbert_export.manifest`."""
+    from ..manifest import load_manifest
+
+    return load_manifest(export_dir).to_dict()
 
 
 def nonfinite_rows(outputs: Mapping[str, np.ndarray]) -> np.ndarray:
