@@ -102,6 +102,23 @@ class Encoding:
     def __len__(self) -> int:
         return int(self.ids.shape[0])
 
+    def word_to_chars(self, word_index: int, sequence_index: int = 0) -> tuple[int, int]:
+        """Character span ``(start, end)`` of a word in the text it came from, like
+        transformers' ``BatchEncoding.word_to_chars``: from the start of the word's first token
+        to the end of its last token in THIS encoding (an overflow window may hold only part
+        of a word).
+
+        Raises:
+            InvalidInputError: no token of this encoding belongs to that word of that sequence.
+        """
+        hits = np.flatnonzero((self.word_ids == word_index) & (self.sequence_ids == sequence_index))
+        if hits.size == 0:
+            raise InvalidInputError(
+                f"word {word_index} of sequence {sequence_index} has no token in this encoding; "
+                f"expected a word index from word_ids where sequence_ids == {sequence_index}"
+            )
+        return int(self.offsets[hits[0], 0]), int(self.offsets[hits[-1], 1])
+
 
 def _from_backend_encoding(enc: Any, sample: int) -> Encoding:
     n = len(enc.ids)
@@ -452,6 +469,13 @@ class Tokenizer:
             return one(tokens)
         return [one(t) for t in tokens]
 
+    def convert_tokens_to_string(self, tokens: Sequence[str]) -> str:
+        """Join tokens into text with the backend's decoder, like transformers' fast
+        tokenizers (``##`` pieces glued to the previous token, others separated by a space)."""
+        decoder = self._backend.decoder
+        tokens = list(tokens)
+        return decoder.decode(tokens) if decoder is not None else " ".join(tokens)
+
     def decode(
         self,
         ids: Sequence[int] | np.ndarray,
@@ -539,6 +563,23 @@ class Tokenizer:
                     self._configured.pop(next(iter(self._configured)))
                 self._configured[key] = backend
             return backend
+
+    def num_tokens(self, text: str, text_pair: str | None = None, *, add_special_tokens: bool = True) -> int:
+        """Length in tokens of one text (or pair), untruncated, special tokens included by
+        default. Unlike :meth:`encode_batch`, no warning when it exceeds ``model_max_length``:
+        this is for measuring (batch planning, length checks).
+
+        Raises:
+            InvalidInputError: ``text`` / ``text_pair`` is not a string or has lone surrogates.
+        """
+        if not isinstance(text, str):
+            raise InvalidInputError(f"text must be a string, got {type(text).__name__}")
+        if text_pair is not None and not isinstance(text_pair, str):
+            raise InvalidInputError(f"text_pair must be a string or None, got {type(text_pair).__name__}")
+        self._check_texts(text, "text")
+        if text_pair is not None:
+            self._check_texts(text_pair, "text_pair")
+        return len(self._backend.encode(text, text_pair, add_special_tokens=add_special_tokens))
 
     def encode_batch(
         self,

@@ -1,7 +1,9 @@
 """Task pipelines: text in, answers out (tokenize -> batch exactly -> run -> post-process).
 
-``Pipeline.from_export(export_dir, provider="cpu", batch_size=8)`` reads the manifest and
-returns the task's pipeline. Inputs and outputs follow transformers' pipelines for the same
+``Pipeline.from_export(path, provider="cpu", batch_size=8)`` reads the manifest and returns the
+task's pipeline: an export directory runs on ONNX Runtime (provider cpu, cuda or tensorrt), a
+TensorRT engine directory (one holding ``engine.json``) on ``TrtRunner``. Tokenization is the
+package's shared :class:`~convbert_export.tokenization.Tokenizer`. Inputs and outputs follow transformers' pipelines for the same
 task (see each class), so switching is painless; post-processing mirrors transformers'
 code (softmax/sigmoid choice, aggregation strategies, span scoring, fill-mask targets).
 
@@ -15,20 +17,20 @@ Bad input (documented behaviour, each tested):
   * text longer than the model's positions: windows for question-answering (always) and
     token-classification (with ``stride``), otherwise truncated with a warning;
   * lone surrogates: replaced by U+FFFD (same length, so character offsets stay valid) with a
-    warning;
+    warning, before the text reaches the Tokenizer (which itself refuses them);
   * NaN/Inf in a model output: that request fails (RequestError), its batch-mates do not.
 
 In a list call the first failing item raises; ``run_many`` returns per-item results or
 exceptions (what the micro-batcher and the CLI use).
 
-Imports numpy, tokenizers and onnxruntime only (never torch).
+Imports numpy, tokenizers and onnxruntime only (never torch); an engine directory also loads
+TensorRT and a CUDA Python API when its runner starts (see ``runtime/trt.py``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,7 @@ import numpy as np
 from ..batching import pad_sequences, plan_batches
 from ..errors import InvalidInputError, RequestError, UnknownNameError
 from ..tasks import TaskSpec, get_task
+from ..tokenization import Encoding, Tokenizer
 from .base import Runner, nonfinite_rows, read_manifest
 
 __all__ = [
@@ -55,96 +58,29 @@ __all__ = [
 DEFAULT_MAX_INPUT_CHARS = 1_000_000
 
 
-# ---------------------------------------------------------------------------------------------
-# tokenizer loading (tokenizers only)
-# ---------------------------------------------------------------------------------------------
-class _Tok:
-    """The export's tokenizer (``tokenizers``), with the few HF-style helpers pipelines need.
-
-    Encoding calls are serialized with a lock: ``tokenizers.Tokenizer`` truncation settings are
-    mutable state shared by all calls.
-    """
-
-    def __init__(self, directory: Path, max_positions: int | None):
-        from tokenizers import Tokenizer
-
-        config = _read_json(directory / "tokenizer_config.json") or {}
-        special = _read_json(directory / "special_tokens_map.json") or {}
-
-        def token(name: str, default: str) -> str:
-            value = special.get(name, config.get(name, default))
-            return value.get("content", default) if isinstance(value, dict) else (value or default)
-
-        if (directory / "tokenizer.json").is_file():
-            self.backend = Tokenizer.from_file(str(directory / "tokenizer.json"))
-        elif (directory / "vocab.txt").is_file():
-            from tokenizers.implementations import BertWordPieceTokenizer
-
-            self.backend = BertWordPieceTokenizer(
-                str(directory / "vocab.txt"),
-                lowercase=bool(config.get("do_lower_case", True)),
-                strip_accents=config.get("strip_accents"),
-                handle_chinese_chars=bool(config.get("tokenize_chinese_chars", True)),
-                unk_token=token("unk_token", "[UNK]"),
-                sep_token=token("sep_token", "[SEP]"),
-                cls_token=token("cls_token", "[CLS]"),
-                pad_token=token("pad_token", "[PAD]"),
-                mask_token=token("mask_token", "[MASK]"),
-            )._tokenizer
-        else:
-            raise InvalidInputError(
-                f"no tokenizer in {str(directory)!r}: expected tokenizer.json or vocab.txt"
-            )
-        self.backend.no_truncation()
-        self.backend.no_padding()
-        self.mask_token = token("mask_token", "[MASK]")
-        self.pad_token_id = self.backend.token_to_id(token("pad_token", "[PAD]"))
-        self.mask_token_id = self.backend.token_to_id(self.mask_token)
-        self.unk_token_id = self.backend.token_to_id(token("unk_token", "[UNK]"))
-        self.cls_token_id = self.backend.token_to_id(token("cls_token", "[CLS]"))
-        limit = config.get("model_max_length")
-        if not isinstance(limit, int) or limit <= 0 or limit > 1_000_000:
-            limit = max_positions or 512
-        self.model_max_length = min(limit, max_positions) if max_positions else limit
-        self._lock = threading.Lock()
-
-    def encode(self, text, pair=None, *, max_length=None, stride=0, strategy="longest_first"):
-        """Encodings for one input: the first window followed by the overflowing ones."""
-        with self._lock:
-            if max_length is None:
-                self.backend.no_truncation()
-            else:
-                self.backend.enable_truncation(max_length, stride=stride, strategy=strategy)
-            try:
-                enc = self.backend.encode(text, pair) if pair is not None else self.backend.encode(text)
-            except Exception as exc:  # tokenizers raises for impossible truncations
-                raise RequestError(f"tokenization failed: {exc}") from None
-            finally:
-                self.backend.no_truncation()
-        return [enc, *enc.overflowing]
-
-    def num_tokens(self, text, pair=None) -> int:
-        with self._lock:
-            self.backend.no_truncation()
-            return len(self.backend.encode(text, pair) if pair is not None else self.backend.encode(text))
-
-    def decode(self, ids, skip_special_tokens=True) -> str:
-        return self.backend.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
-
-    def convert_ids_to_tokens(self, index: int) -> str:
-        return self.backend.id_to_token(int(index))
-
-    def convert_tokens_to_string(self, tokens: list[str]) -> str:
-        decoder = self.backend.decoder
-        if decoder is not None:
-            return decoder.decode(tokens)
-        return " ".join(tokens)
-
-
 def _read_json(path: Path):
     if not path.is_file():
         return None
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def is_engine_dir(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a TensorRT engine directory (it holds ``engine.json``), as written by
+    ``convbert-export build-engine``; otherwise it is taken for an export directory."""
+    return (Path(path) / "engine.json").is_file()
+
+
+def _max_length(tokenizer: Tokenizer, max_positions: int | None, runner: Runner) -> int:
+    """The longest sequence (in tokens) a pipeline sends to its runner: the tokenizer's
+    ``model_max_length``, capped by the model's positions and, for a runner with TensorRT
+    optimization profiles, by the longest sequence any profile accepts."""
+    limit = tokenizer.model_max_length
+    if max_positions:
+        limit = min(limit, int(max_positions))
+    profiles = getattr(runner, "profiles", None)
+    if profiles:
+        limit = min(limit, max(profile.sequence.max for profile in profiles))
+    return limit
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,10 +118,18 @@ class Pipeline:
     """Base of the task pipelines. Build one with :meth:`from_export`.
 
     Args:
-        runner: a started or unstarted Runner (OrtRunner, TorchRunner, a TensorRT runner).
-        export_dir: the export directory (manifest, config.json, tokenizer files).
+        runner: a started or unstarted Runner (OrtRunner, TorchRunner, TrtRunner).
+        export_dir: the export directory, or a TensorRT engine directory (both hold
+            manifest.json, config.json and the tokenizer files).
         batch_size: the largest batch sent to the runner.
         max_input_chars: texts longer than this are rejected before tokenizing.
+
+    Attributes:
+        tokenizer: the directory's :class:`~convbert_export.tokenization.Tokenizer`.
+        max_length: the longest sequence sent to the runner, in tokens: the tokenizer's
+            ``model_max_length``, capped by the model's positions and, for a TensorRT
+            engine, by its optimization profiles' largest sequence. Longer inputs are
+            truncated (with a warning) or split into windows, per task.
     """
 
     task: str = ""
@@ -205,8 +149,9 @@ class Pipeline:
         self.spec: TaskSpec = get_task(self.manifest["task"])
         model = self.manifest.get("model") or {}
         max_positions = model.get("max_position_embeddings") or self.config.get("max_position_embeddings")
-        self.tokenizer = _Tok(self.export_dir, max_positions)
+        self.tokenizer = Tokenizer.from_pretrained(self.export_dir)
         self.runner = runner
+        self.max_length = _max_length(self.tokenizer, max_positions, runner)
         self.batch_size = batch_size
         self.max_input_chars = max_input_chars
         self.exact_padding = self.manifest.get("padding") == "exact"
@@ -218,30 +163,66 @@ class Pipeline:
     def from_export(
         cls,
         export_dir: str | os.PathLike,
-        provider: str = "cpu",
+        provider: str | None = None,
         batch_size: int = 8,
         settings=None,
         runner: Runner | None = None,
         **kwargs,
     ) -> "Pipeline":
-        """The pipeline of the export's task, running on ONNX Runtime (or on ``runner``).
+        """The pipeline of the directory's task, on ONNX Runtime, TensorRT or ``runner``.
 
         Args:
-            export_dir: an export directory (manifest.json, model.onnx, tokenizer files).
-            provider: ``cpu``, ``cuda`` or ``tensorrt`` (ONNX Runtime providers).
+            export_dir: an export directory (manifest.json, model.onnx, tokenizer files), run
+                with ONNX Runtime; or a TensorRT engine directory (model.plan, engine.json and
+                the export's manifest, config and tokenizer files, as ``build-engine``
+                writes it), run with :class:`~convbert_export.runtime.trt.TrtRunner`.
+            provider: for an export directory, the ONNX Runtime provider: ``cpu`` (default),
+                ``cuda`` or ``tensorrt``. An engine directory runs only on TensorRT: leave it
+                out or pass ``tensorrt``; another provider is refused.
             batch_size: the largest batch.
-            settings: ``OrtSettings`` for the session (threads, optimization, spinning).
-            runner: use this runner instead of an OrtRunner (TorchRunner, TensorRT).
+            settings: ``OrtSettings`` for the session (threads, optimization, spinning);
+                ONNX Runtime only, refused for an engine directory.
+            runner: use this runner instead (TorchRunner, a TrtRunner with custom options);
+                ``provider`` and ``settings`` are then unused.
             **kwargs: ``max_input_chars``.
+
+        Raises:
+            InvalidInputError: not an export or engine directory, or a provider/settings
+                that the directory cannot use.
+            UnknownNameError: the task has no pipeline.
+            MissingDependencyError: (engine directory) TensorRT, a CUDA Python API or a GPU
+                is missing; raised when the runner starts, before any work.
         """
+        engine = is_engine_dir(export_dir)
         manifest = read_manifest(export_dir)
         task = manifest.get("task")
         if task not in PIPELINES:
             raise UnknownNameError(f"no pipeline for task {task!r}; expected one of: {', '.join(PIPELINES)}")
-        if runner is None:
+        if runner is None and engine:
+            if provider not in (None, "tensorrt"):
+                raise InvalidInputError(
+                    f"{str(export_dir)!r} is a TensorRT engine directory (it has engine.json), which runs "
+                    f"only on TensorRT; got provider={provider!r}. Leave provider out (or pass "
+                    "'tensorrt'), or run the export directory it was built from with ONNX Runtime"
+                )
+            if settings is not None:
+                raise InvalidInputError(
+                    f"settings ({type(settings).__name__}) configure ONNX Runtime, but {str(export_dir)!r} "
+                    "is a TensorRT engine directory; leave settings out, or pass runner=TrtRunner(...) "
+                    "for TensorRT options"
+                )
+            from .trt import TrtRunner
+
+            runner = TrtRunner(export_dir)
+            if runner.info.task != task:
+                raise InvalidInputError(
+                    f"{str(export_dir)!r}: engine.json says task {runner.info.task!r} but manifest.json says "
+                    f"{task!r}; the engine directory is inconsistent, rebuild it with `convbert-export build-engine`"
+                )
+        elif runner is None:
             from .ort import OrtRunner
 
-            runner = OrtRunner(export_dir, provider=provider, settings=settings)
+            runner = OrtRunner(export_dir, provider=provider or "cpu", settings=settings)
         target = PIPELINES[task] if cls is Pipeline else cls
         return target(runner, export_dir, batch_size=batch_size, **kwargs)
 
@@ -346,10 +327,25 @@ class Pipeline:
     def _wrap(self, results: list, single: bool, params: dict, items: list):
         return results[0] if single else results
 
-    def _truncating(self, text, pair=None, what="text") -> list:
-        """One encoding, truncated to the model's positions with a warning when needed."""
-        limit = self.tokenizer.model_max_length
-        encodings = self.tokenizer.encode(text, pair, max_length=limit, strategy="longest_first")
+    def _encode(self, text: str, pair: str | None = None, *, max_length: int, stride: int = 0,
+                strategy: str = "longest_first") -> list[Encoding]:
+        """Encodings of one input: the first window, then the overflowing ones.
+
+        A text the tokenizer cannot cut as asked (e.g. a question longer than ``max_seq_len``
+        with ``only_second``) fails that request alone (RequestError).
+        """
+        try:
+            return self.tokenizer.encode_batch(
+                text, pair, truncation=strategy, max_length=max_length, stride=stride,
+                return_overflowing_tokens=True,
+            )
+        except InvalidInputError as exc:
+            raise RequestError(f"tokenization failed: {exc}") from exc
+
+    def _truncating(self, text: str, pair: str | None = None, what: str = "text") -> list[Encoding]:
+        """One encoding, truncated to ``max_length`` with a warning when needed."""
+        limit = self.max_length
+        encodings = self._encode(text, pair, max_length=limit)
         if len(encodings) > 1:
             warnings.warn(
                 f"{what} is longer than the model's {limit} positions; truncated to {limit} tokens",
@@ -358,11 +354,11 @@ class Pipeline:
             )
         return encodings[:1]
 
-    def _feature(self, encoding, **extra) -> Feature:
+    def _feature(self, encoding: Encoding, **extra) -> Feature:
         return Feature(
             item=-1,
-            ids=np.asarray(encoding.ids, dtype=np.int64),
-            type_ids=np.asarray(encoding.type_ids, dtype=np.int64),
+            ids=encoding.ids,
+            type_ids=encoding.type_ids,
             encoding=encoding,
             extra=extra,
         )
@@ -514,9 +510,9 @@ class TokenClassificationPipeline(Pipeline):
                 f"unknown aggregation_strategy {aggregation_strategy!r}; expected one of: {', '.join(AGGREGATIONS)}"
             )
         if stride is not None:
-            if not isinstance(stride, int) or stride < 0 or stride >= self.tokenizer.model_max_length:
+            if not isinstance(stride, int) or stride < 0 or stride >= self.max_length:
                 raise InvalidInputError(
-                    f"stride must be an int in [0, {self.tokenizer.model_max_length}), got {stride!r}"
+                    f"stride must be an int in [0, {self.max_length}), got {stride!r}"
                 )
             if strategy == "none":
                 raise InvalidInputError(
@@ -529,9 +525,7 @@ class TokenClassificationPipeline(Pipeline):
         if params["stride"] is None:
             encodings = self._truncating(text)
         else:
-            encodings = self.tokenizer.encode(
-                text, max_length=self.tokenizer.model_max_length, stride=params["stride"]
-            )
+            encodings = self._encode(text, max_length=self.max_length, stride=params["stride"])
         return [self._feature(enc) for enc in encodings]
 
     def postprocess(self, text, features, outputs, params):
@@ -560,7 +554,7 @@ class TokenClassificationPipeline(Pipeline):
                 continue
             token_id = int(feature.ids[idx])
             word = self.tokenizer.convert_ids_to_tokens(token_id)
-            start, end = enc.offsets[idx]
+            start, end = (int(v) for v in enc.offsets[idx])
             word_ref = text[start:end]
             if subword_prefix:
                 is_subword = len(word) != len(word_ref)
@@ -694,10 +688,10 @@ class QuestionAnsweringPipeline(Pipeline):
     def sanitize(self, top_k: int = 1, doc_stride: int | None = None, max_answer_len: int = 15,
                  max_seq_len: int | None = None, handle_impossible_answer: bool = False,
                  align_to_words: bool = True, max_question_len: int | None = None) -> dict:
-        max_seq_len = max_seq_len or min(self.tokenizer.model_max_length, 384)
-        if max_seq_len > self.tokenizer.model_max_length:
+        max_seq_len = max_seq_len or min(self.max_length, 384)
+        if max_seq_len > self.max_length:
             raise InvalidInputError(
-                f"max_seq_len {max_seq_len} exceeds the model's {self.tokenizer.model_max_length} positions"
+                f"max_seq_len {max_seq_len} exceeds the model's {self.max_length} positions"
             )
         doc_stride = min(max_seq_len // 2, 128) if doc_stride is None else doc_stride
         if doc_stride > max_seq_len:
@@ -711,14 +705,14 @@ class QuestionAnsweringPipeline(Pipeline):
                 "align": bool(align_to_words)}
 
     def preprocess(self, item, params):
-        encodings = self.tokenizer.encode(
+        encodings = self._encode(
             item["question"], item["context"], max_length=params["max_seq_len"],
             stride=params["doc_stride"], strategy="only_second",
         )
         features = []
         for enc in encodings:
-            p_mask = np.array([0 if s == 1 else 1 for s in enc.sequence_ids], dtype=np.int64)
-            p_mask[np.asarray(enc.ids) == self.tokenizer.cls_token_id] = 0
+            p_mask = (enc.sequence_ids != 1).astype(np.int64)
+            p_mask[enc.ids == self.tokenizer.cls_token_id] = 0
             features.append(self._feature(enc, p_mask=p_mask))
         return features
 
@@ -741,17 +735,17 @@ class QuestionAnsweringPipeline(Pipeline):
         return answers[0] if len(answers) == 1 else answers
 
     @staticmethod
-    def _indices(enc, s: int, e: int, align: bool) -> tuple[int, int]:
+    def _indices(enc: Encoding, s: int, e: int, align: bool) -> tuple[int, int]:
         if align:
-            words = enc.word_ids
-            if words[s] is not None and words[e] is not None:
+            words = enc.word_ids  # -1 for special tokens
+            if words[s] >= 0 and words[e] >= 0:
                 try:
-                    start = enc.word_to_chars(words[s], sequence_index=1)[0]
-                    end = enc.word_to_chars(words[e], sequence_index=1)[1]
+                    start = enc.word_to_chars(int(words[s]), sequence_index=1)[0]
+                    end = enc.word_to_chars(int(words[e]), sequence_index=1)[1]
                     return start, end
-                except Exception:  # noqa: BLE001 - fall back to token offsets like transformers
+                except InvalidInputError:  # fall back to token offsets like transformers
                     pass
-        return enc.offsets[s][0], enc.offsets[e][1]
+        return int(enc.offsets[s][0]), int(enc.offsets[e][1])
 
 
 def _decode_spans(start, end, topk, max_answer_len, undesired):
@@ -803,8 +797,13 @@ class FillMaskPipeline(Pipeline):
     def sanitize(self, top_k: int = 5, targets=None) -> dict:
         if not isinstance(top_k, int) or top_k < 1:
             raise InvalidInputError(f"top_k must be >= 1, got {top_k!r}")
-        if self.tokenizer.mask_token_id is None:
-            raise InvalidInputError("the tokenizer defines no mask token; fill-mask cannot run")
+        vocab_size = (self.manifest.get("model") or {}).get("vocab_size")
+        if vocab_size and self.tokenizer.mask_token_id >= vocab_size:
+            raise InvalidInputError(
+                f"the mask token {self.tokenizer.mask_token!r} is not in the model's vocabulary (id "
+                f"{self.tokenizer.mask_token_id}, expected < {vocab_size}); fill-mask cannot run with "
+                "this tokenizer"
+            )
         return {"top_k": top_k, "targets": None if targets is None else self._target_ids(targets)}
 
     def _target_ids(self, targets) -> np.ndarray:
@@ -812,13 +811,13 @@ class FillMaskPipeline(Pipeline):
             targets = [targets]
         ids = []
         for target in targets:
-            index = self.tokenizer.backend.token_to_id(target)
+            index = self.tokenizer.backend.token_to_id(target) if isinstance(target, str) else None
             if index is None:
-                pieces = self.tokenizer.backend.encode(target, add_special_tokens=False).ids
-                if not pieces:
+                pieces = self.tokenizer.encode_batch(target, add_special_tokens=False)[0].ids
+                if not len(pieces):
                     warnings.warn(f"target {target!r} is not in the vocabulary; ignored", RuntimeWarning, stacklevel=4)
                     continue
-                index = pieces[0]
+                index = int(pieces[0])
                 warnings.warn(
                     f"target {target!r} is not one vocabulary token; using "
                     f"{self.tokenizer.convert_ids_to_tokens(index)!r}", RuntimeWarning, stacklevel=4,
