@@ -1,5 +1,10 @@
 """``convbert-export predict``: JSON lines in, JSON lines out, one object per input, in order.
 
+DIR is an export directory (run with ONNX Runtime: ``--provider cpu|cuda|tensorrt``,
+``--threads``) or a TensorRT engine directory from ``build-engine`` (one holding
+``engine.json``; run with TensorRT, so ``--provider`` may only be ``tensorrt`` and
+``--threads`` does not apply).
+
 Input lines per task: ``{"text"}`` (also ``{"text", "text_pair"}`` for text-classification),
 ``{"question", "context"}`` for question-answering, ``{"prompt", "choices"}`` for
 multiple-choice. A bad line (invalid JSON, invalid UTF-8, missing fields, bad text) yields
@@ -45,20 +50,22 @@ def _jsonable(value):
 
 
 @click.command(name="predict")
-@click.argument("export_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("export_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
 @click.option("--text", "texts", multiple=True, help="A text to run (repeatable).")
 @click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False), help="JSON lines file.")
 @click.option("--output", "output_path", type=click.Path(dir_okay=False), help="Write JSON lines here (default stdout).")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1))
-@click.option("--provider", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda", "tensorrt"]))
-@click.option("--threads", default=0, show_default=True, type=click.IntRange(0), help="Intra-op threads (0 = all cores).")
+@click.option("--provider", default=None, type=click.Choice(["cpu", "cuda", "tensorrt"]),
+              help="ONNX Runtime provider for an export directory (default cpu); an engine directory "
+                   "runs on TensorRT only.")
+@click.option("--threads", default=0, show_default=True, type=click.IntRange(0),
+              help="ONNX Runtime intra-op threads (0 = all cores); export directories only.")
 @click.option("--chunk", default=256, show_default=True, type=click.IntRange(1), help="Lines read per step.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 def command(export_dir, texts, input_path, output_path, batch_size, provider, threads, chunk, quiet):
-    """Run EXPORT_DIR on texts: JSON lines in, JSON lines out."""
+    """Run DIR (an export or a TensorRT engine directory) on texts: JSON lines in, JSON lines out."""
     from ..errors import InvalidInputError
-    from ..runtime.ort import OrtSettings
-    from ..runtime.pipeline import Pipeline
+    from ..runtime.pipeline import Pipeline, is_engine_dir
 
     progress = Progress(enabled=not quiet)
     if not texts and not input_path:
@@ -67,7 +74,17 @@ def command(export_dir, texts, input_path, output_path, batch_size, provider, th
     if input_path:
         with open(input_path, "rb") as handle:
             lines.extend(line for line in handle.read().splitlines() if line.strip())
-    settings = OrtSettings(intra_op_threads=threads, inter_op_threads=1 if threads else 0)
+    if is_engine_dir(export_dir):
+        if threads:
+            raise InvalidInputError(
+                f"--threads sets ONNX Runtime threads, but {export_dir!r} is a TensorRT engine "
+                "directory; drop --threads, or predict with the export directory"
+            )
+        settings = None
+    else:
+        from ..runtime.ort import OrtSettings
+
+        settings = OrtSettings(intra_op_threads=threads, inter_op_threads=1 if threads else 0)
     with progress.step(f"loading {export_dir}"):
         pipe = Pipeline.from_export(export_dir, provider=provider, batch_size=batch_size, settings=settings)
     out = open(output_path, "w", encoding="utf-8") if output_path else sys.stdout
