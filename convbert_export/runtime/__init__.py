@@ -2,7 +2,9 @@
 
 Nothing here imports torch; onnxruntime and TensorRT load when a runner starts.
 
-    from convbert_export.runtime import OrtRunner, Pipeline, MicroBatcher
+    from convbert_export.runtime import Pipeline, MicroBatcher
+    pipe = Pipeline.from_export("out/onnx")      # export directory: ONNX Runtime (cpu by default)
+    pipe = Pipeline.from_export("out/engine")    # engine directory (engine.json): TrtRunner
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ _LAZY = {
     "ModelLimits": ("convbert_export.runtime.base", "ModelLimits"),
     "OrtRunner": ("convbert_export.runtime.ort", "OrtRunner"),
     "OrtSettings": ("convbert_export.runtime.ort", "OrtSettings"),
+    "TrtRunner": ("convbert_export.runtime.trt", "TrtRunner"),
     "TorchRunner": ("convbert_export.runtime.torch_ref", "TorchRunner"),
     "Pipeline": ("convbert_export.runtime.pipeline", "Pipeline"),
+    "is_engine_dir": ("convbert_export.runtime.pipeline", "is_engine_dir"),
     "MicroBatcher": ("convbert_export.runtime.batcher", "MicroBatcher"),
 }
 

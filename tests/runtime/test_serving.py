@@ -244,3 +244,15 @@ def test_serving_code_does_not_import_torch(features):
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_runtime_exports_resolve_lazily():
+    import subprocess
+    import sys
+
+    code = ("import sys, convbert_export.runtime as r; "
+            "missing = [n for n in r.__all__ if n != 'RUNNERS' and getattr(r, n, None) is None]; "
+            "import importlib; [getattr(importlib.import_module(m), c) for m, c in r.RUNNERS.values() if c != 'TorchRunner']; "
+            "print(missing, 'torch' in sys.modules, 'tensorrt_rtx' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] False False"
