@@ -3,9 +3,10 @@
 ``Pipeline.from_export(path, provider="cpu", batch_size=8)`` reads the manifest and returns the
 task's pipeline: an export directory runs on ONNX Runtime (provider cpu, cuda or tensorrt), a
 TensorRT engine directory (one holding ``engine.json``) on ``TrtRunner``. Tokenization is the
-package's shared :class:`~convbert_export.tokenization.Tokenizer`. Inputs and outputs follow transformers' pipelines for the same
-task (see each class), so switching is painless; post-processing mirrors transformers'
-code (softmax/sigmoid choice, aggregation strategies, span scoring, fill-mask targets).
+package's shared :class:`~convbert_export.tokenization.Tokenizer`. Inputs and outputs follow
+transformers' pipelines for the same task (see each class), so switching is painless;
+post-processing mirrors transformers' code (softmax/sigmoid choice, aggregation strategies,
+span scoring, fill-mask targets).
 
 Batching is exact (see ``convbert_export.batching``): a text gets the same answer alone or in
 a batch of any size.
@@ -14,7 +15,8 @@ Bad input (documented behaviour, each tested):
   * empty list, None, non-string, empty or whitespace-only text: InvalidInputError;
   * text longer than ``max_input_chars`` (default 1,000,000): InvalidInputError, checked before
     tokenizing (a multi-MB text never reaches the tokenizer);
-  * text longer than the model's positions: windows for question-answering (always) and
+  * text longer than ``max_length`` (the model's positions; for a TensorRT engine, also its
+    profiles' longest sequence): windows for question-answering (always) and
     token-classification (with ``stride``), otherwise truncated with a warning;
   * lone surrogates: replaced by U+FFFD (same length, so character offsets stay valid) with a
     warning, before the text reaches the Tokenizer (which itself refuses them);
@@ -93,7 +95,7 @@ class Feature:
     item: int
     ids: np.ndarray
     type_ids: np.ndarray
-    encoding: Any = None
+    encoding: Encoding | None = None
     extra: dict = field(default_factory=dict)
 
     @property
