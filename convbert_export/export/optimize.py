@@ -538,25 +538,35 @@ def calibration_feeds(export_dir: Path, manifest: Manifest, path: str | Path | N
     from ..tasks import get_task
 
     multiple_choice = get_task(manifest.task).multiple_choice
-    feeds = []
-    for start in range(0, len(texts), batch_size):
-        if len(feeds) >= max_batches:
-            break
-        group = texts[start:start + batch_size]
-        singles = [a for a, b in group if b is None]
-        pairs = [(a, b) for a, b in group if b is not None]
+    texts = texts[: max_batches * batch_size]
+    singles = [a for a, b in texts if b is None]
+    pairs = [(a, b) for a, b in texts if b is not None]
+
+    def encode(padding: str, length: int) -> list[dict]:
         encodings = []
         if singles:
-            encodings.append(tokenizer(singles, truncation=True, max_length=max_len, padding="longest"))
+            encodings.append(tokenizer(singles, truncation=True, max_length=length, padding=padding))
         if pairs:
             encodings.append(tokenizer([a for a, _ in pairs], [b for _, b in pairs], truncation=True,
-                                       max_length=max_len, padding="longest"))
-        for enc in encodings:
-            batch = {k: np.asarray(enc[k], dtype=np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
-            if multiple_choice:
-                batch = {k: v[:, None, :] for k, v in batch.items()}
-            feeds.append(batch)
-    return feeds[:max_batches]
+                                       max_length=length, padding=padding))
+        return encodings
+
+    # every batch gets the same shape (calibrators such as Percentile stack the batches):
+    # pad all texts to the longest one, and fill the last batch by wrapping around
+    length = max(enc["input_ids"].shape[1] for enc in encode("longest", max_len))
+    rows = {k: np.concatenate([np.asarray(enc[k], dtype=np.int64) for enc in encode("max_length", length)])
+            for k in ("input_ids", "attention_mask", "token_type_ids")}
+    count = rows["input_ids"].shape[0]
+    batches = max(1, min(max_batches, -(-count // batch_size)))
+    order = np.arange(batches * batch_size) % count
+    feeds = []
+    for index in range(batches):
+        take = order[index * batch_size:(index + 1) * batch_size]
+        batch = {k: v[take] for k, v in rows.items()}
+        if multiple_choice:
+            batch = {k: v[:, None, :] for k, v in batch.items()}
+        feeds.append(batch)
+    return feeds
 
 
 def quantize_int8_static(src: Path, dst: Path, settings: OptimizeSettings, feeds: list[dict]) -> dict:
