@@ -7,7 +7,7 @@ shared 2-core machine. ONNX Runtime sessions run with ``session.intra_op.allow_s
 and a short pause separates timed calls, so one backend's idle worker threads (ORT's, or
 OpenMP's in torch) do not slow the next one.
 
-Also measured in the same run: the machine's fp32 GEMM rate on the model's own matrix shapes,
+Also measured in the same run: the machine's fp32 GEMM rate on the model's own matrix shapes (ONNX Runtime MatMul),
 the model's FLOPs (analytic, from config.json) and the fp32 "GEMM floor" = the time those
 GEMMs alone take, which no fp32 backend can beat.
 """
@@ -226,30 +226,51 @@ def model_flops(config: dict, batch: int, sequence: int) -> float:
     return gemm + convs
 
 
-def gemm_floor(config: dict, batch: int, sequence: int, threads: int, repeats: int = 5) -> dict:
-    """Time the model's fp32 GEMMs (torch.matmul, ``threads`` threads): rate and floor."""
-    import torch
+def _matmul_session(m: int, k: int, n: int, batched: int, threads: int):
+    """An ONNX Runtime session computing one fp32 MatMul of the given shape (MLAS, like the exports)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
 
-    torch.set_num_threads(threads)
+    a_shape = [batched, m, k] if batched else [m, k]
+    b_shape = [batched, k, n] if batched else [k, n]
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])], "gemm",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, a_shape),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, b_shape)],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    feeds = {"a": rng.standard_normal(a_shape, dtype=np.float32), "b": rng.standard_normal(b_shape, dtype=np.float32)}
+    return session, feeds
+
+
+def gemm_floor(config: dict, batch: int, sequence: int, threads: int, repeats: int = 5) -> dict:
+    """Time the model's fp32 GEMMs alone (ONNX Runtime MatMul = MLAS, ``threads`` threads).
+
+    Each distinct shape is timed (median of ``repeats``) and multiplied by its count; the sum
+    is the floor an fp32 backend cannot beat without doing fewer FLOPs, and total GEMM FLOPs
+    over it is the machine's measured fp32 GEMM rate.
+    """
     tokens = batch * sequence
     total_s, total_flops = 0.0, 0.0
-    gen = torch.Generator().manual_seed(0)
     for m, k, n, count, batched in model_gemms(config, tokens, batch, sequence):
-        if batched:  # attention: per (batch x head), timed as a batched matmul
-            a = torch.randn(min(count, 64), m, k, generator=gen)
-            b = torch.randn(min(count, 64), k, n, generator=gen)
-            reps = count / a.shape[0]
-        else:
-            a = torch.randn(m, k, generator=gen)
-            b = torch.randn(k, n, generator=gen)
-            reps = count
-        torch.matmul(a, b)
+        group = min(count, 64) if batched else 0
+        session, feeds = _matmul_session(m, k, n, group, threads)
+        session.run(None, feeds)
         samples = []
         for _ in range(repeats):
             start = time.perf_counter()
-            torch.matmul(a, b)
+            session.run(None, feeds)
             samples.append(time.perf_counter() - start)
-        total_s += statistics.median(samples) * reps
+        total_s += statistics.median(samples) * (count / group if batched else count)
         total_flops += 2.0 * m * k * n * count
     flops = model_flops(config, batch, sequence)
     rate = total_flops / total_s
@@ -261,6 +282,7 @@ def gemm_floor(config: dict, batch: int, sequence: int, threads: int, repeats: i
         "gemm_gflops_per_s": round(rate / 1e9, 1),
         "fp32_floor_ms": round(1000.0 * flops / rate, 2),
         "gemm_time_ms": round(1000.0 * total_s, 2),
+        "engine": "onnxruntime MatMul (MLAS), spinning off",
     }
 
 
@@ -372,6 +394,9 @@ def benchmark(export_dirs, settings: BenchSettings | None = None, *, progress: P
             backends.insert(0, TorchBackend(manifest, settings.threads))
         notes.append(f"PyTorch reference: reference_model fp32 eager, torch.set_num_threads({settings.threads}), "
                      f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
+    if settings.floor:
+        notes.append("fp32 floor: the model's GEMMs (analytic shapes) timed alone as ONNX Runtime MatMuls; "
+                     "floor = model FLOPs / that GEMM rate")
     config = _config(backends[0] if not settings.torch_reference else backends[1])
     max_len = int(manifest.model["max_position_embeddings"])
     grid = [(b, s) for b in settings.batches for s in sorted({min(s, max_len) for s in settings.sequences})]

@@ -10,11 +10,9 @@ floor measured in the same run.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported anywhere
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from convbert_export.cli import main  # noqa: E402

@@ -23,9 +23,6 @@ from ._common import emit_json, progress_for, quiet_json_options
 def command(export_dirs, torch_reference, batches, sequences, threads, repeats, warmup, budget, no_floor, json_out,
             quiet, as_json):
     """Time EXPORT_DIR... over a batch x sequence grid: p50/p90/p99 latency and throughput."""
-    import os
-
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # torch's OpenMP workers sleep between calls
     from ..bench import BenchSettings, benchmark, parse_int_list, write_json
 
     settings = BenchSettings(
