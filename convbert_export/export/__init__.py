@@ -217,7 +217,7 @@ def export_model(
     model.set_exact_padding(settings.padding == "exact")
     with progress.step(f"[{spec.name}] tracing and converting to ONNX"):
         proto = trace_to_onnx(model, spec, opset=settings.opset, mode=settings.dynamic_conv)
-    with progress.step(f"[{spec.name}] writing {directory.name}"):
+    with progress.step(f"[{spec.name}] writing model.onnx, config, tokenizer and manifest"):
         save_model(proto, directory)
         _write_config(model, spec, directory)
         if tokenizer_dir is not None:
