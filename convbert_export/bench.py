@@ -252,38 +252,46 @@ def _matmul_session(m: int, k: int, n: int, batched: int, threads: int):
     return session, feeds
 
 
-def gemm_floor(config: dict, batch: int, sequence: int, threads: int, repeats: int = 5) -> dict:
-    """Time the model's fp32 GEMMs alone (ONNX Runtime MatMul = MLAS, ``threads`` threads).
+class GemmFloor:
+    """The model's fp32 GEMMs alone, as ONNX Runtime MatMuls (MLAS), for one (batch, sequence).
 
-    Each distinct shape is timed (median of ``repeats``) and multiplied by its count; the sum
-    is the floor an fp32 backend cannot beat without doing fewer FLOPs, and total GEMM FLOPs
-    over it is the machine's measured fp32 GEMM rate.
+    Calling it runs every GEMM of one forward (each distinct shape ``count`` times; attention
+    products as batched MatMuls of up to 64), so it can be timed INTERLEAVED with the backends.
+    Its time is the floor an fp32 backend cannot beat without doing fewer FLOPs; GEMM FLOPs over
+    it is the machine's fp32 GEMM rate measured in the same run.
     """
-    tokens = batch * sequence
-    total_s, total_flops = 0.0, 0.0
-    for m, k, n, count, batched in model_gemms(config, tokens, batch, sequence):
-        group = min(count, 64) if batched else 0
-        session, feeds = _matmul_session(m, k, n, group, threads)
-        session.run(None, feeds)
-        samples = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            session.run(None, feeds)
-            samples.append(time.perf_counter() - start)
-        total_s += statistics.median(samples) * (count / group if batched else count)
-        total_flops += 2.0 * m * k * n * count
-    flops = model_flops(config, batch, sequence)
-    rate = total_flops / total_s
-    return {
-        "batch": batch,
-        "sequence": sequence,
-        "gflop": round(flops / 1e9, 3),
-        "gemm_gflop": round(total_flops / 1e9, 3),
-        "gemm_gflops_per_s": round(rate / 1e9, 1),
-        "fp32_floor_ms": round(1000.0 * flops / rate, 2),
-        "gemm_time_ms": round(1000.0 * total_s, 2),
-        "engine": "onnxruntime MatMul (MLAS), spinning off",
-    }
+
+    name = "fp32-gemm-floor"
+
+    def __init__(self, config: dict, batch: int, sequence: int, threads: int):
+        self.batch, self.sequence = batch, sequence
+        self.flops = model_flops(config, batch, sequence)
+        self.gemm_flops = 0.0
+        self.calls = []
+        for m, k, n, count, batched in model_gemms(config, batch * sequence, batch, sequence):
+            group = min(count, 64) if batched else 0
+            session, feeds = _matmul_session(m, k, n, group, threads)
+            runs = -(-count // group) if batched else count
+            self.calls.append((session, feeds, runs))
+            self.gemm_flops += 2.0 * m * k * n * (runs * group if batched else count)
+
+    def __call__(self, feeds=None) -> None:
+        for session, inputs, runs in self.calls:
+            for _ in range(runs):
+                session.run(None, inputs)
+
+    def summary(self, p50_ms: float) -> dict:
+        rate = self.gemm_flops / (p50_ms / 1000.0)
+        return {
+            "batch": self.batch,
+            "sequence": self.sequence,
+            "gflop": round(self.flops / 1e9, 3),
+            "gemm_gflop": round(self.gemm_flops / 1e9, 3),
+            "gemm_gflops_per_s": round(rate / 1e9, 1),
+            "fp32_floor_ms": round(1000.0 * self.flops / rate, 2),
+            "gemm_time_ms": round(p50_ms, 2),
+            "engine": "onnxruntime MatMul (MLAS), spinning off, timed interleaved with the backends",
+        }
 
 
 # ------------------------------------------------------------------------------------ running
@@ -395,8 +403,8 @@ def benchmark(export_dirs, settings: BenchSettings | None = None, *, progress: P
         notes.append(f"PyTorch reference: reference_model fp32 eager, torch.set_num_threads({settings.threads}), "
                      f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
     if settings.floor:
-        notes.append("fp32 floor: the model's GEMMs (analytic shapes) timed alone as ONNX Runtime MatMuls; "
-                     "floor = model FLOPs / that GEMM rate")
+        notes.append("fp32 floor: the model's GEMMs (analytic shapes) run alone as ONNX Runtime MatMuls, timed "
+                     "interleaved with the backends; floor = model FLOPs / that GEMM rate")
     config = _config(backends[0] if not settings.torch_reference else backends[1])
     max_len = int(manifest.model["max_position_embeddings"])
     grid = [(b, s) for b in settings.batches for s in sorted({min(s, max_len) for s in settings.sequences})]
@@ -404,14 +412,18 @@ def benchmark(export_dirs, settings: BenchSettings | None = None, *, progress: P
     floors: list[dict] = []
     for batch, sequence in progress.iterate(grid, "benchmarking"):
         feeds = make_feeds(manifest, batch, sequence, settings.seed)
-        samples = time_interleaved({b.name: (lambda b=b: b(feeds)) for b in backends}, settings)
+        calls = {b.name: (lambda b=b: b(feeds)) for b in backends}
+        floor = GemmFloor(config, batch, sequence, settings.threads) if settings.floor and config is not None else None
+        if floor is not None:
+            calls[floor.name] = floor
+        samples = time_interleaved(calls, settings)
+        if floor is not None:
+            floors.append(floor.summary(float(np.percentile(samples.pop(floor.name), 50))))
         timings = {name: Timing(name, batch, sequence, times) for name, times in samples.items()}
         reference_p50 = None
         if settings.torch_reference:
             reference_p50 = float(np.percentile(timings[backends[0].name].times_ms, 50))
         results += [timings[b.name].to_dict(reference_p50) for b in backends]
-        if settings.floor and config is not None:
-            floors.append(gemm_floor(config, batch, sequence, settings.threads))
     if settings.floor and config is None:
         notes.append("no fp32 floor: config.json missing from the first export")
     return BenchResult(settings, [b.describe() for b in backends], results, floors, notes, _machine(settings),
@@ -454,5 +466,5 @@ def parse_int_list(text: str, what: str) -> tuple[int, ...]:
     return values
 
 
-__all__ = ["BenchSettings", "BenchResult", "benchmark", "time_interleaved", "model_flops", "model_gemms", "gemm_floor", "write_json",
+__all__ = ["BenchSettings", "BenchResult", "benchmark", "time_interleaved", "model_flops", "model_gemms", "GemmFloor", "write_json",
            "parse_int_list"]

@@ -10,9 +10,11 @@ floor measured in the same run.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported (see the benchmark command)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from convbert_export.cli import main  # noqa: E402

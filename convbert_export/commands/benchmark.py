@@ -23,6 +23,11 @@ from ._common import emit_json, progress_for, quiet_json_options
 def command(export_dirs, torch_reference, batches, sequences, threads, repeats, warmup, budget, no_floor, json_out,
             quiet, as_json):
     """Time EXPORT_DIR... over a batch x sequence grid: p50/p90/p99 latency and throughput."""
+    import os
+
+    # torch's OpenMP workers sleep instead of spinning between ops: on a shared 2-core machine
+    # spinning workers that lose their core stall eager torch (measured: 3000 ms instead of 200)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from ..bench import BenchSettings, benchmark, parse_int_list, write_json
 
     settings = BenchSettings(
