@@ -9,6 +9,7 @@ line on stderr: exit 2 for bad usage or input, 1 for a failed validation.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 import click
