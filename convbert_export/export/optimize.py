@@ -636,6 +636,22 @@ def optimize_model_proto(model: onnx.ModelProto, settings: OptimizeSettings) -> 
     return model, steps
 
 
+class _QuietRootLogger:
+    """Raise the root logger to ERROR inside the block."""
+
+    def __enter__(self):
+        import logging
+
+        self._logger = logging.getLogger()
+        self._level = self._logger.level
+        self._logger.setLevel(logging.ERROR)
+        return self
+
+    def __exit__(self, *exc):
+        self._logger.setLevel(self._level)
+        return False
+
+
 def _save(model: onnx.ModelProto, directory: Path) -> None:
     from .onnx import save_model
 
@@ -693,12 +709,13 @@ def optimize(
             with tempfile.TemporaryDirectory(dir=tmp.parent, prefix=".optimize-") as work:
                 float_path = Path(work) / "float.onnx"
                 onnx.save_model(model, str(float_path))
+                quiet_root = _QuietRootLogger()  # quantize_* log a pre-processing hint on the root logger
                 if settings.int8 == "dynamic":
-                    with progress.step("quantizing (int8 dynamic, MatMul)"):
+                    with progress.step("quantizing (int8 dynamic, MatMul)"), quiet_root:
                         steps.append(quantize_int8_dynamic(float_path, Path(work) / "q.onnx", settings))
                 else:
                     feeds = calibration_feeds(export_dir, manifest, settings.calibration, settings.calibration_batches)
-                    with progress.step(f"calibrating and quantizing (int8 static QDQ, {len(feeds)} batches)"):
+                    with progress.step(f"calibrating and quantizing (int8 static QDQ, {len(feeds)} batches)"), quiet_root:
                         steps.append(quantize_int8_static(float_path, Path(work) / "q.onnx", settings, feeds))
                 model = onnx.load(str(Path(work) / "q.onnx"))
             _save(model, tmp)
