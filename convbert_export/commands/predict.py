@@ -14,6 +14,7 @@ multiple-choice. A bad line (invalid JSON, invalid UTF-8, missing fields, bad te
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -52,7 +53,8 @@ def _jsonable(value):
 @click.command(name="predict")
 @click.argument("export_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
 @click.option("--text", "texts", multiple=True, help="A text to run (repeatable).")
-@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False), help="JSON lines file.")
+@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+              help="JSON lines file ('-' reads standard input).")
 @click.option("--output", "output_path", type=click.Path(dir_okay=False), help="Write JSON lines here (default stdout).")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1))
 @click.option("--provider", default=None, type=click.Choice(["cpu", "cuda", "tensorrt"]),
@@ -61,7 +63,7 @@ def _jsonable(value):
 @click.option("--threads", default=0, show_default=True, type=click.IntRange(0),
               help="ONNX Runtime intra-op threads (0 = all cores); export directories only.")
 @click.option("--chunk", default=256, show_default=True, type=click.IntRange(1), help="Lines read per step.")
-@click.option("--quiet", is_flag=True, help="No progress on stderr.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 def command(export_dir, texts, input_path, output_path, batch_size, provider, threads, chunk, quiet):
     """Run DIR (an export or a TensorRT engine directory) on texts: JSON lines in, JSON lines out."""
     from ..errors import InvalidInputError
@@ -72,8 +74,12 @@ def command(export_dir, texts, input_path, output_path, batch_size, provider, th
         raise InvalidInputError("nothing to predict: pass --text T (repeatable) or --input FILE.jsonl")
     lines: list[bytes] = [json.dumps({"text": t}).encode() for t in texts]
     if input_path:
-        with open(input_path, "rb") as handle:
-            lines.extend(line for line in handle.read().splitlines() if line.strip())
+        if input_path == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(input_path, "rb") as handle:
+                data = handle.read()
+        lines.extend(line for line in data.splitlines() if line.strip())
     if is_engine_dir(export_dir):
         if threads:
             raise InvalidInputError(
@@ -87,8 +93,19 @@ def command(export_dir, texts, input_path, output_path, batch_size, provider, th
         settings = OrtSettings(intra_op_threads=threads, inter_op_threads=1 if threads else 0)
     with progress.step(f"loading {export_dir}"):
         pipe = Pipeline.from_export(export_dir, provider=provider, batch_size=batch_size, settings=settings)
-    out = open(output_path, "w", encoding="utf-8") if output_path else sys.stdout
+    # --output is written to a temporary file beside it and renamed at the end: an interrupted
+    # run never leaves a half-written output file behind
+    tmp_path = None
+    if output_path:
+        import tempfile
+
+        directory = os.path.dirname(os.path.abspath(output_path))
+        fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(output_path)}.", suffix=".tmp")
+        out = os.fdopen(fd, "w", encoding="utf-8")
+    else:
+        out = sys.stdout
     done = 0
+    completed = False
     try:
         with pipe:
             for start in range(0, len(lines), chunk):
@@ -114,6 +131,12 @@ def command(export_dir, texts, input_path, output_path, batch_size, provider, th
                 out.flush()
                 done += len(block)
                 progress.info(f"predict: {done}/{len(lines)}")
+        completed = True
     finally:
-        if output_path:
+        if tmp_path:
             out.close()
+            if completed:
+                os.chmod(tmp_path, 0o644)
+                os.replace(tmp_path, output_path)
+            else:
+                os.unlink(tmp_path)

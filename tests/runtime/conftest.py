@@ -1,15 +1,10 @@
-"""Shared fixtures: tiny ConvBERT checkpoints saved by transformers, exported to ONNX once.
-
-Until the project's exporter is used here, each export directory is written by hand:
-model.onnx (torch.onnx.export of transformers' model), config.json, tokenizer files and a
-manifest with ``padding: "transformers"`` (transformers' model leaks padding, so the pipeline
-must batch equal lengths only).
+"""Shared fixtures: tiny ConvBERT checkpoints saved by transformers, exported once per session by
+the project's own exporter with ``padding: "transformers"`` (the model leaks padding like
+transformers', so the pipeline must batch equal lengths only to stay exact).
 """
 
 from __future__ import annotations
 
-import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -80,53 +75,13 @@ def make_checkpoint(task: str, directory: Path):
     return getattr(transformers, TASK_CLASSES[task]).from_pretrained(directory).eval()
 
 
-class _Wrapper(torch.nn.Module):
-    def __init__(self, model, names):
-        super().__init__()
-        self.model, self.names = model, names
+def project_export(task: str, checkpoint: Path, output: Path) -> Path:
+    """The checkpoint exported by the project's own exporter, with transformers' padding
+    semantics (so the batching that keeps leaking models exact is what the tests exercise)."""
+    from convbert_export.export import ExportSettings, ModelSource, export_tasks
 
-    def forward(self, input_ids, attention_mask, token_type_ids):
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-        return tuple(out[name] for name in self.names)
-
-
-def hand_export(task: str, model, checkpoint: Path, output: Path) -> Path:
-    """model.onnx + config.json + tokenizer files + manifest.json (padding: transformers)."""
-    output.mkdir(parents=True, exist_ok=True)
-    names = OUTPUTS[task]
-    mc = task == "multiple-choice"
-    shape = (2, 3, 7) if mc else (2, 7)
-    example = (torch.ones(shape, dtype=torch.long) * 5, torch.ones(shape, dtype=torch.long),
-               torch.zeros(shape, dtype=torch.long))
-    axes = {0: "batch", 1: "num_choices", 2: "sequence"} if mc else {0: "batch", 1: "sequence"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            _Wrapper(model, names), example, str(output / "model.onnx"),
-            input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=names,
-            dynamic_axes={n: axes for n in ["input_ids", "attention_mask", "token_type_ids"]},
-            opset_version=18, dynamo=False,
-        )
-    for name in ("config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        if (checkpoint / name).is_file():
-            (output / name).write_bytes((checkpoint / name).read_bytes())
-    config = model.config
-    in_axes = ["batch", "num_choices", "sequence"] if mc else ["batch", "sequence"]
-    manifest = {
-        "format": "convbert-export/1", "task": task, "architecture": TASK_CLASSES[task],
-        "id2label": {str(k): v for k, v in config.id2label.items()} if task in (
-            "text-classification", "token-classification") else {},
-        "opset": 18, "dynamic_conv": {"mode": "decomposed"}, "padding": "transformers",
-        "precision": "fp32",
-        "inputs": [{"name": n, "dtype": "int64", "axes": in_axes}
-                   for n in ["input_ids", "attention_mask", "token_type_ids"]],
-        "outputs": [{"name": n, "dtype": "float32", "axes": []} for n in names],
-        "model": {"vocab_size": config.vocab_size, "type_vocab_size": config.type_vocab_size,
-                  "max_position_embeddings": config.max_position_embeddings, "hidden_size": config.hidden_size,
-                  "pad_token_id": config.pad_token_id, "conv_kernel_size": config.conv_kernel_size},
-        "transformations": [], "versions": {}, "files": {},
-    }
-    (output / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    export_tasks(ModelSource.from_checkpoint(checkpoint), [task], output,
+                 ExportSettings(padding="transformers", validate=False))
     return output
 
 
@@ -142,7 +97,7 @@ class Artifacts:
             checkpoint = self.root / task / "checkpoint"
             checkpoint.mkdir(parents=True)
             model = make_checkpoint(task, checkpoint)
-            export = hand_export(task, model, checkpoint, self.root / task / "export")
+            export = project_export(task, checkpoint, self.root / task / "export")
             self._cache[task] = (checkpoint, model, export)
         return self._cache[task]
 

@@ -190,6 +190,30 @@ def test_predict_cli(artifacts, tmp_path):
         assert_close_nested(rows[0]["result"], pipe(["hello world"])[0])
 
 
+def test_predict_cli_reads_stdin_and_writes_output_atomically(artifacts, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import convbert_export.runtime.pipeline as pipeline_module
+    from convbert_export.commands.predict import command
+
+    _, _, export = artifacts.get("text-classification")
+    target = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(command, [str(export), "--input", "-", "--output", str(target), "--quiet"],
+                                input='{"text": "hello world"}\n{"text": "dog ran"}\n')
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["line"] for line in target.read_text().splitlines()] == [1, 2]
+
+    # a run that dies half-way leaves the previous output untouched and no temporary file
+    def boom(self, items, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline_module.Pipeline, "run_many", boom)
+    result = CliRunner().invoke(command, [str(export), "--text", "x", "--output", str(target), "--quiet"])
+    assert result.exit_code != 0
+    assert [json.loads(line)["line"] for line in target.read_text().splitlines()] == [1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
+
+
 @pytest.fixture(scope="module")
 def exact_export(tmp_path_factory):
     """A tiny reference model exported by the project's exporter with padding "exact"."""
