@@ -287,7 +287,7 @@ class GemmFloor:
             "sequence": self.sequence,
             "gflop": round(self.flops / 1e9, 3),
             "gemm_gflop": round(self.gemm_flops / 1e9, 3),
-            "gemm_gflops_per_s": round(rate / 1e9, 1),
+            "gemm_gflops_per_s": float(f"{rate / 1e9:.4g}"),  # tiny models run far below 0.1
             "fp32_floor_ms": round(1000.0 * self.flops / rate, 2),
             "gemm_time_ms": round(p50_ms, 2),
             "engine": "onnxruntime MatMul (MLAS), spinning off, timed interleaved with the backends",
