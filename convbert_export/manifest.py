@@ -51,6 +51,9 @@ class Manifest:
     versions: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)
     source: dict = field(default_factory=dict)
+    # False when outputs depend on batch-mates (int8 dynamic quantization scales activations
+    # per batch): pipelines then warn when batch_size > 1
+    batch_invariant: bool = True
     format: str = FORMAT
 
     @property
@@ -72,7 +75,7 @@ class Manifest:
         data["outputs"] = [spec.to_dict() for spec in self.outputs]
         data["transformations"] = list(self.transformations)
         order = ["format", "task", "architecture", "id2label", "opset", "dynamic_conv", "padding",
-                 "precision", "inputs", "outputs", "model", "source", "transformations", "versions", "files"]
+                 "precision", "inputs", "outputs", "batch_invariant", "model", "source", "transformations", "versions", "files"]
         return {key: data[key] for key in order}
 
     @classmethod
@@ -99,6 +102,7 @@ class Manifest:
                 versions=dict(data.get("versions", {})),
                 files=dict(data.get("files", {})),
                 source=dict(data.get("source", {})),
+                batch_invariant=bool(data.get("batch_invariant", True)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError(f"{source}: malformed manifest ({exc!r}); re-export the model") from None

@@ -93,6 +93,13 @@ def test_int8_dynamic_meets_the_thresholds(exports, tmp_path):
     assert 0 < data["outputs"][0]["max_abs"] < 0.5  # reported: int8 differs from fp32, but little
     assert load_manifest(out).transformations[-1]["step"] == "int8-dynamic"
     assert verify_checksums(out) == []
+    # per-batch activation scales: the export says its results depend on batch-mates
+    assert load_manifest(out).batch_invariant is False
+    assert load_manifest(exports["feature-extraction"]).batch_invariant is True
+    from convbert_export.runtime.pipeline import Pipeline
+
+    with pytest.warns(UserWarning, match="depend on batch-mates"):
+        Pipeline.from_export(out, batch_size=4).close()
 
 
 def test_int8_static_qdq_meets_the_agreement_threshold(exports, tmp_path):

@@ -157,6 +157,13 @@ class Pipeline:
         self.batch_size = batch_size
         self.max_input_chars = max_input_chars
         self.exact_padding = self.manifest.get("padding") == "exact"
+        if not self.manifest.get("batch_invariant", True) and batch_size > 1:
+            warnings.warn(
+                f"{self.export_dir}: this export's outputs depend on batch-mates (dynamic int8 "
+                "quantization scales activations per batch); use batch_size=1 for results that do "
+                "not depend on what else is in the batch",
+                stacklevel=3,
+            )
         id2label = self.manifest.get("id2label") or self.config.get("id2label") or {}
         self.id2label = {int(k): v for k, v in id2label.items()}
         self.runner.start()
