@@ -96,3 +96,29 @@ def atomic_directory(output: str | os.PathLike, force: bool = False):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def read_jsonl(path: str | os.PathLike, expected: str = "a JSON object") -> list[tuple[int, dict]]:
+    """The objects of a JSON-lines file as (line number, object); blank lines are skipped.
+
+    Invalid JSON or a line that is not an object raises InvalidInputError naming the file, the
+    line and ``expected`` (what a line should hold, for the message).
+    """
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(f"{str(path)!r} does not exist; expected a JSON-lines file")
+    items = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidInputError(f"{path}:{number}: invalid JSON ({exc.msg}); expected {expected}") from None
+            if not isinstance(item, dict):
+                raise InvalidInputError(f"{path}:{number}: expected {expected}, got {line.strip()[:80]!r}")
+            items.append((number, item))
+    return items

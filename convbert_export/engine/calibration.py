@@ -15,12 +15,12 @@ of the opt batch size (a last partial batch is dropped).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..fileio import read_jsonl
 from ..tasks import INPUT_NAMES
 from .profiles import Profile
 
@@ -37,54 +37,45 @@ def read_calibration_batches(path: Path, export_dir: Path, profile: Profile, *, 
     choices = profile.num_choices.opt if multiple_choice and profile.num_choices else None
     tokenizer = None
     examples: list[dict[str, np.ndarray]] = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidInputError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
-            if not isinstance(item, dict) or not ({"text", "input_ids"} & set(item)):
+    for number, item in read_jsonl(path, 'an object with "text" or "input_ids"'):
+        if not ({"text", "input_ids"} & set(item)):
+            raise InvalidInputError(f"{path}:{number}: expected an object with \"text\" or \"input_ids\"")
+        if "input_ids" in item:
+            ids = item["input_ids"]
+            rows = ids if multiple_choice else [ids]
+            if multiple_choice and (not rows or not isinstance(rows[0], list)):
                 raise InvalidInputError(
-                    f"{path}:{number}: expected an object with \"text\" or \"input_ids\", got {line.strip()[:80]!r}"
+                    f"{path}:{number}: multiple-choice input_ids must be a list of num_choices lists"
                 )
-            if "input_ids" in item:
-                ids = item["input_ids"]
-                rows = ids if multiple_choice else [ids]
-                if multiple_choice and (not rows or not isinstance(rows[0], list)):
-                    raise InvalidInputError(
-                        f"{path}:{number}: multiple-choice input_ids must be a list of num_choices lists"
-                    )
-                if multiple_choice:
-                    mask = item.get("attention_mask") or [[1] * len(r) for r in rows]
-                    types = item.get("token_type_ids") or [[0] * len(r) for r in rows]
-                else:
-                    mask = [item.get("attention_mask") or [1] * len(ids)]
-                    types = [item.get("token_type_ids") or [0] * len(ids)]
+            if multiple_choice:
+                mask = item.get("attention_mask") or [[1] * len(r) for r in rows]
+                types = item.get("token_type_ids") or [[0] * len(r) for r in rows]
             else:
-                if multiple_choice:
-                    raise InvalidInputError(
-                        f"{path}:{number}: multiple-choice calibration needs tokenized \"input_ids\" "
-                        "(a list of num_choices lists), not \"text\""
-                    )
-                if tokenizer is None:
-                    tokenizer = _load_tokenizer(export_dir)
-                pair = item.get("text_pair")
-                encoding = tokenizer.encode_batch([item["text"]], [pair] if pair is not None else None,
-                                                  truncation=True, max_length=seq)[0]
-                rows = [encoding.ids.tolist()]
-                mask, types = [encoding.attention_mask.tolist()], [encoding.type_ids.tolist()]
-            if choices is not None:
-                rows, mask, types = ([*r[:choices]] + [r[-1]] * (choices - len(r)) for r in (rows, mask, types))
-            ex = {
-                "input_ids": np.array([_fit(r, seq, pad_token_id) for r in rows], dtype=np.int64),
-                "attention_mask": np.array([_fit(r, seq, 0) for r in mask], dtype=np.int64),
-                "token_type_ids": np.array([_fit(r, seq, 0) for r in types], dtype=np.int64),
-            }
-            if not multiple_choice:
-                ex = {k: v[0] for k, v in ex.items()}
-            examples.append(ex)
+                mask = [item.get("attention_mask") or [1] * len(ids)]
+                types = [item.get("token_type_ids") or [0] * len(ids)]
+        else:
+            if multiple_choice:
+                raise InvalidInputError(
+                    f"{path}:{number}: multiple-choice calibration needs tokenized \"input_ids\" "
+                    "(a list of num_choices lists), not \"text\""
+                )
+            if tokenizer is None:
+                tokenizer = _load_tokenizer(export_dir)
+            pair = item.get("text_pair")
+            encoding = tokenizer.encode_batch([item["text"]], [pair] if pair is not None else None,
+                                              truncation=True, max_length=seq)[0]
+            rows = [encoding.ids.tolist()]
+            mask, types = [encoding.attention_mask.tolist()], [encoding.type_ids.tolist()]
+        if choices is not None:
+            rows, mask, types = ([*r[:choices]] + [r[-1]] * (choices - len(r)) for r in (rows, mask, types))
+        ex = {
+            "input_ids": np.array([_fit(r, seq, pad_token_id) for r in rows], dtype=np.int64),
+            "attention_mask": np.array([_fit(r, seq, 0) for r in mask], dtype=np.int64),
+            "token_type_ids": np.array([_fit(r, seq, 0) for r in types], dtype=np.int64),
+        }
+        if not multiple_choice:
+            ex = {k: v[0] for k, v in ex.items()}
+        examples.append(ex)
     batch = profile.batch.opt
     if len(examples) < batch:
         raise InvalidInputError(

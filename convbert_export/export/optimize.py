@@ -511,23 +511,18 @@ def quantize_int8_dynamic(src: Path, dst: Path, settings: OptimizeSettings) -> d
 
 def calibration_feeds(export_dir: Path, manifest: Manifest, path: str | Path | None, max_batches: int, batch_size: int = 8):
     """Tokenized calibration batches (feeds dicts) from a JSON-lines file or the packaged texts."""
-    import json
 
     from ..tokenization import Tokenizer, validation_texts
 
     if path is None:
         items = validation_texts()
     else:
+        from ..fileio import read_jsonl
+
         items = []
-        for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidInputError(f"{path}:{number}: invalid JSON ({exc}); expected {{\"text\": ...}} per line") from None
-            if not isinstance(item, dict) or not isinstance(item.get("text", item.get("question")), str):
-                raise InvalidInputError(f"{path}:{number}: expected an object with a \"text\" string, got {line[:60]!r}")
+        for number, item in read_jsonl(path, 'an object with a "text" (or "question") string per line'):
+            if not isinstance(item.get("text", item.get("question")), str):
+                raise InvalidInputError(f"{path}:{number}: expected an object with a \"text\" string")
             items.append(item)
     texts = [(it["text"], it.get("text_pair")) for it in items if isinstance(it.get("text"), str)]
     texts += [(it["question"], it["context"]) for it in items if "question" in it and "context" in it]

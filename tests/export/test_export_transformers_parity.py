@@ -10,14 +10,8 @@ from convbert_export.tasks import TASKS
 
 from export_helpers import FAST_GRID, GROUPED
 
-HF_CLASSES = {
-    "feature-extraction": "ConvBertModel",
-    "fill-mask": "ConvBertForMaskedLM",
-    "text-classification": "ConvBertForSequenceClassification",
-    "token-classification": "ConvBertForTokenClassification",
-    "question-answering": "ConvBertForQuestionAnswering",
-    "multiple-choice": "ConvBertForMultipleChoice",
-}
+# transformers' class for each task: the architecture the task registry names
+HF_CLASSES = {name: spec.architecture for name, spec in TASKS.items()}
 
 
 @pytest.fixture(scope="module")

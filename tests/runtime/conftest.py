@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from convbert_export.tasks import TASKS
+
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
@@ -22,14 +24,8 @@ WORDS = (
 ).split()
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(WORDS))
 
-TASK_CLASSES = {
-    "feature-extraction": "ConvBertModel",
-    "fill-mask": "ConvBertForMaskedLM",
-    "text-classification": "ConvBertForSequenceClassification",
-    "token-classification": "ConvBertForTokenClassification",
-    "question-answering": "ConvBertForQuestionAnswering",
-    "multiple-choice": "ConvBertForMultipleChoice",
-}
+# transformers' class for each task: the architecture the task registry names
+TASK_CLASSES = {name: spec.architecture for name, spec in TASKS.items()}
 OUTPUTS = {
     "feature-extraction": ["last_hidden_state"],
     "fill-mask": ["logits"],
