@@ -28,9 +28,7 @@ def _custom_nodes(path):
 
 
 @pytest.mark.parametrize("task,mode", GRID)
-def test_engine_for_every_task(task, mode, trt_rtx, export_dir, rtx_engine, request):
-    if (task, mode) in SLOW_GRID and "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("the rest of the task x mode grid runs with -m slow (each export takes seconds)")
+def test_engine_for_every_task(task, mode, trt_rtx, export_dir, rtx_engine):
     source = export_dir(task, mode)
     engine = rtx_engine(task, mode)
     manifest = load_manifest(source)
