@@ -238,6 +238,7 @@ class PretrainedMixin:
         checkpoint_config = _read_config(directory)
         model = cls(config or checkpoint_config)
         load_state_into(model, directory)
+        model.source = {"checkpoint": str(directory.resolve())}
         return model
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:

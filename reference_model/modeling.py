@@ -277,6 +277,9 @@ class ConvBertPreTrainedModel(PretrainedMixin, nn.Module):
     def __init__(self, config: ConvBertConfig):
         super().__init__()
         self.config = config
+        # where the weights came from ({"checkpoint": dir} or {"preset": name, "seed": n});
+        # the exporter records it so `convbert-export validate` can rebuild the reference
+        self.source: dict = {}
 
     def set_exact_padding(self, enabled: bool = True) -> "ConvBertPreTrainedModel":
         """Zero the convolution branch's inputs at padding positions in every layer (see module doc)."""

@@ -124,4 +124,5 @@ def from_preset(name: str, task: str = "feature-extraction", seed: int = 0):
     generator = torch.Generator().manual_seed(seed)
     initialize_weights(model, config.initializer_range, generator)
     model.tie_weights()
+    model.source = {"preset": name, "seed": seed}
     return model.eval()

@@ -313,6 +313,25 @@ def export_tasks(
     return results
 
 
+def _tokenizer_dir_for(source: dict, progress: Progress) -> Path:
+    """Where a loaded model's tokenizer files are: its checkpoint, or the demo vocab."""
+    if source.get("checkpoint"):
+        found, fallback = ModelSource(checkpoint=Path(source["checkpoint"])).tokenizer_dir()
+        if not fallback:
+            return found
+    from ..tokenization import demo_vocab_dir
+
+    if not source.get("preset"):
+        import warnings
+
+        message = ("the model has no tokenizer files beside it; the export gets the demo vocabulary, "
+                   "which is wrong for a trained model: pass tokenizer_dir=... (a directory with "
+                   "vocab.txt or tokenizer.json)")
+        warnings.warn(message, stacklevel=3)
+        progress.info(f"warning: {message}")
+    return Path(demo_vocab_dir())
+
+
 def export(
     model,
     task: str | None = None,
@@ -349,10 +368,8 @@ def export(
     settings.check()
     progress = progress or QUIET
     spec = get_task(task) if task else task_for_architecture(type(model).__name__)
-    from ..tokenization import demo_vocab_dir
-
-    tok_dir = Path(tokenizer_dir) if tokenizer_dir else Path(demo_vocab_dir())
     source = getattr(model, "source", None) or {}
+    tok_dir = Path(tokenizer_dir) if tokenizer_dir else _tokenizer_dir_for(source, progress)
     with atomic_directory(output_dir, force=force) as tmp:
         result = export_model(model, spec, tmp, settings, source=source, tokenizer_dir=tok_dir, progress=progress)
         if validate:

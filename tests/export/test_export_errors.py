@@ -107,3 +107,20 @@ def test_failed_validation_exits_1_and_keeps_the_export(tmp_path, capsys):
 def test_validate_without_a_manifest(tmp_path, capsys):
     assert main(["validate", str(tmp_path)]) == 2
     assert "no manifest.json" in capsys.readouterr().err
+
+
+def test_a_loaded_checkpoint_exports_with_its_own_tokenizer(tmp_path):
+    """export(module) finds the tokenizer beside the checkpoint the module was loaded from,
+    and records the checkpoint as the manifest's source."""
+    import reference_model
+    from convbert_export import Tokenizer, export
+    from convbert_export.manifest import load_manifest
+
+    ckpt = tmp_path / "ckpt"
+    make_model("text-classification", GROUPED).save_pretrained(ckpt)
+    (ckpt / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world"]) + "\n")
+    model = reference_model.load(ckpt)
+    result = export(model, None, tmp_path / "out", validate=False)
+    assert (tmp_path / "out" / "vocab.txt").read_text() == (ckpt / "vocab.txt").read_text()
+    assert load_manifest(result.path).source == {"checkpoint": str(ckpt.resolve())}
+    assert Tokenizer.from_pretrained(result.path)("hello world")["input_ids"].tolist() == [[2, 5, 6, 3]]
