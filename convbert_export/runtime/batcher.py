@@ -64,7 +64,8 @@ class MicroBatcher:
             del checked
             future: Future = Future()
             try:
-                self._queue.put_nowait((item, tuple(sorted(params.items())), future))
+                # group key: repr, since parameter values may be unhashable (fill-mask targets)
+                self._queue.put_nowait((item, repr(sorted(params.items())), params, future))
             except queue.Full:
                 raise QueueFullError(
                     f"micro-batcher queue is full ({self._queue.maxsize} requests waiting); retry "
@@ -124,21 +125,21 @@ class MicroBatcher:
             self._run(rest[start : start + self.max_batch_size])
 
     def _run(self, batch: list) -> None:
-        groups: dict[tuple, list] = {}
+        groups: dict[str, list] = {}
         for request in batch:
             groups.setdefault(request[1], []).append(request)
-        for params, requests in groups.items():
-            live = [r for r in requests if r[2].set_running_or_notify_cancel()]
+        for requests in groups.values():
+            live = [r for r in requests if r[3].set_running_or_notify_cancel()]
             if not live:
                 continue
             try:
-                results = self.pipeline.run_many([r[0] for r in live], **dict(params))
+                results = self.pipeline.run_many([r[0] for r in live], **live[0][2])
             except BaseException as exc:  # noqa: BLE001 - bad params: every request of the group
                 for r in live:
-                    r[2].set_exception(exc)
+                    r[3].set_exception(exc)
                 continue
             for r, result in zip(live, results):
                 if isinstance(result, BaseException):
-                    r[2].set_exception(result)
+                    r[3].set_exception(result)
                 else:
-                    r[2].set_result(result)
+                    r[3].set_result(result)

@@ -75,6 +75,23 @@ def test_microbatcher_threads(artifacts):
             assert_close_nested(result, solo[text])
 
 
+def test_microbatcher_groups_by_unhashable_parameters(artifacts):
+    """fill-mask targets are a list: requests still group by their parameters and all finish."""
+    from convbert_export.runtime.batcher import MicroBatcher
+
+    with pipeline_for(artifacts, "fill-mask", batch_size=4) as pipe:
+        mask = pipe.tokenizer.mask_token
+        text = f"the {mask} runs"
+        with MicroBatcher(pipe, max_batch_size=4, max_delay_ms=20) as batcher:
+            a = batcher.submit(text, targets=["dog", "cat"])
+            b = batcher.submit(text, top_k=2)
+            c = batcher.submit(text, targets=["dog", "cat"])
+            got = [f.result(timeout=30) for f in (a, b, c)]
+        assert got[0] == got[2] and {r["token_str"] for r in got[0]} == {"dog", "cat"}
+        assert len(got[1]) == 2
+        assert_close_nested(got[0], pipe(text, targets=["dog", "cat"]))
+
+
 def test_microbatcher_full_queue_rejects(artifacts):
     from convbert_export.runtime.batcher import MicroBatcher
 
