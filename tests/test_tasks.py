@@ -1,0 +1,61 @@
+"""The task registry, and a coverage check: a task nobody tests fails here.
+
+Optimum's ``test_all_models_tested`` idea: adding a TaskSpec without a pipeline and a pipeline
+parity test is caught by this file, not by a user.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import torch
+
+import reference_model
+from convbert_export.errors import UnknownNameError
+from convbert_export.tasks import TASKS, get_task, task_for_architecture
+
+TESTS = Path(__file__).parent
+
+
+def test_every_task_has_a_reference_head_with_the_declared_outputs():
+    for name, spec in TASKS.items():
+        assert spec.architecture in reference_model.MODEL_CLASSES, name
+        assert task_for_architecture(spec.architecture) is spec
+        model = reference_model.from_preset("demo", name)
+        shape = (2, 3, 5) if spec.multiple_choice else (2, 5)
+        with torch.no_grad():
+            out = model(input_ids=torch.ones(shape, dtype=torch.long))
+        assert tuple(out) == spec.output_names, name
+        for output, axes in spec.outputs.items():
+            assert out[output].dim() == len(axes), (name, output)
+
+
+def test_lookup_misses_list_what_exists():
+    with pytest.raises(UnknownNameError, match="expected one of: feature-extraction, fill-mask"):
+        get_task("translation")
+    with pytest.raises(UnknownNameError, match="ConvBertForMaskedLM"):
+        task_for_architecture("BertForMaskedLM")
+
+
+def _test_names(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
+
+
+def test_every_task_has_a_pipeline_and_a_pipeline_parity_test():
+    from convbert_export.runtime.pipeline import PIPELINES
+
+    names = _test_names(TESTS / "runtime" / "test_pipelines.py")
+    for task in TASKS:
+        assert task in PIPELINES, f"task {task!r} has no pipeline class in runtime/pipeline.py"
+        slug = task.replace("-", "_")
+        assert any(slug in name for name in names), f"task {task!r} has no test in tests/runtime/test_pipelines.py"
+
+
+def test_every_task_is_exported_in_both_modes_and_built_as_an_engine():
+    source = (TESTS / "export" / "test_export_tasks.py").read_text(encoding="utf-8")
+    assert "TASK_NAMES = list(TASKS)" in source  # the export tests parametrize over the registry
+    engine_conf = (TESTS / "engine" / "conftest.py").read_text(encoding="utf-8")
+    assert "for task in TASKS for mode in" in engine_conf  # the engine grid covers the registry
