@@ -12,6 +12,7 @@ from convbert_export import export
 from convbert_export.custom_ops import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE
 from convbert_export.manifest import load_manifest, verify_checksums
 from convbert_export.tasks import TASKS
+from convbert_export.tokenization import demo_vocab_dir
 
 from export_helpers import BASE, FAST_GRID, GROUPED, make_model
 
@@ -25,7 +26,7 @@ def decomposed_exports(tmp_path_factory):
     results = {}
     for task in TASK_NAMES:
         model = make_model(task, GROUPED)
-        results[task] = (model, export(model, task, root / task, validation=FAST_GRID))
+        results[task] = (model, export(model, task, root / task, validation=FAST_GRID, tokenizer_dir=demo_vocab_dir()))
     return results
 
 
@@ -36,7 +37,8 @@ def custom_op_exports(tmp_path_factory):
     results = {}
     for task in TASK_NAMES:
         model = make_model(task, BASE, seed=1)
-        results[task] = (model, export(model, task, root / task, dynamic_conv="custom-op", validation=FAST_GRID))
+        results[task] = (model, export(model, task, root / task, dynamic_conv="custom-op", validation=FAST_GRID,
+                                       tokenizer_dir=demo_vocab_dir()))
     return results
 
 
