@@ -100,6 +100,12 @@ def test_int8_dynamic_meets_the_thresholds(exports, tmp_path):
 
     with pytest.warns(UserWarning, match="depend on batch-mates"):
         Pipeline.from_export(out, batch_size=4).close()
+    # `convbert-export validate` on the variant judges it by its precision's thresholds
+    from convbert_export.cli import main
+
+    assert main(["validate", str(out), "--quiet"]) == 0
+    again = json.loads((out / "validation.json").read_text())
+    assert again["outputs"][0]["atol"] >= 1e9 and again["passed"]
 
 
 def test_int8_static_qdq_meets_the_agreement_threshold(exports, tmp_path):

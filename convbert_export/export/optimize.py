@@ -110,12 +110,10 @@ class OptimizeSettings:
 
     def tolerances(self) -> tuple[float, float]:
         """(atol, rtol) used by validation."""
-        if self.int8:
-            default = (1e9, 0.0)  # values reported, not checked: the agreement thresholds decide
-        elif self.fp16:
-            default = (2e-2, 2e-2)
-        else:
-            default = (1e-4, 1e-4)
+        from ..validate.check import PRECISION_DEFAULTS
+
+        # int8: values reported, not checked (the agreement thresholds decide)
+        default = PRECISION_DEFAULTS["fp32-fused" if self.precision == "fp32" else self.precision][:2]
         return (default[0] if self.atol is None else self.atol, default[1] if self.rtol is None else self.rtol)
 
 
