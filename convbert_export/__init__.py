@@ -22,14 +22,6 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
+from ._lazy import lazy_attributes  # noqa: E402
 
-        module, attr = _LAZY[name]
-        value = importlib.import_module(module)
-        if attr is not None:
-            value = getattr(value, attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'convbert_export' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())

@@ -32,12 +32,6 @@ RUNNERS: dict[str, tuple[str, str]] = {
 __all__ = list(_LAZY) + ["RUNNERS"]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
+from .._lazy import lazy_attributes  # noqa: E402
 
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'convbert_export.runtime' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
