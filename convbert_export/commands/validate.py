@@ -14,13 +14,15 @@ from ._common import emit_json, progress_for, quiet_json_options
 @click.option("--atol", type=float, help="Absolute tolerance (default: the task's, 1e-5 for fp32).")
 @click.option("--rtol", type=float, help="Relative tolerance (default: the task's, 1e-5 for fp32).")
 @click.option("--no-library", is_flag=True, help="For custom-op exports: run the model-local function, not the library.")
+@click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]), default="cpu", show_default=True,
+              help="ONNX Runtime provider to validate on (cuda/tensorrt need onnxruntime-gpu).")
 @quiet_json_options
-def command(export_dir, model_dir, atol, rtol, no_library, quiet, as_json):
+def command(export_dir, model_dir, atol, rtol, no_library, provider, quiet, as_json):
     """Compare an export's ONNX Runtime outputs with the PyTorch reference; exit 1 on failure."""
     from ..report import validation_table
     from ..validate import ValidationSettings, validate
 
-    settings = ValidationSettings(atol=atol, rtol=rtol, use_library=False if no_library else "auto")
+    settings = ValidationSettings(atol=atol, rtol=rtol, use_library=False if no_library else "auto", provider=provider)
     report = validate(export_dir, model_dir, settings, progress=progress_for(quiet, as_json), raise_on_failure=False)
     if as_json:
         emit_json(report.to_dict())

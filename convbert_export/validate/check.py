@@ -41,6 +41,8 @@ class ValidationSettings:
         use_library: for custom-op exports, register the DynamicConv library ("auto": if it
             builds; True: required; False: run the model-local function instead).
         seed: seed of the random inputs.
+        provider: the ONNX Runtime provider to validate on (cpu, cuda, tensorrt); an
+            unavailable one is an error, never a silent fallback (the report says where it ran).
     """
 
     atol: float | None = None
@@ -53,6 +55,7 @@ class ValidationSettings:
     min_cosine: float | None = None
     use_library: bool | str = "auto"
     seed: int = 0
+    provider: str = "cpu"
 
 
 # Defaults by the export's precision: (atol, rtol, min_agreement, min_cosine). fp32 exports are
@@ -267,9 +270,22 @@ def run_reference(model, feeds: dict) -> dict[str, np.ndarray]:
     return {k: v.detach().float().numpy() for k, v in out.items()}
 
 
-def ort_session(export_dir: Path, manifest: Manifest, use_library: bool | str = "auto", threads: int | None = None):
-    """An ONNX Runtime CPU session for the export; returns (session, library description)."""
+def ort_session(export_dir: Path, manifest: Manifest, use_library: bool | str = "auto", threads: int | None = None,
+                provider: str = "cpu"):
+    """An ONNX Runtime session for the export; returns (session, library description)."""
     import onnxruntime as ort
+
+    from ..errors import UnknownNameError
+    from ..runtime.ort import PROVIDERS
+
+    if provider not in PROVIDERS:
+        raise UnknownNameError(f"unknown provider {provider!r}; expected one of: {', '.join(PROVIDERS)}")
+    available = ort.get_available_providers()
+    if PROVIDERS[provider] not in available:
+        raise InvalidInputError(
+            f"cannot validate on {provider!r}: this onnxruntime has {', '.join(available)}; install "
+            "onnxruntime-gpu for cuda/tensorrt, or validate with --provider cpu"
+        )
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
@@ -289,7 +305,7 @@ def ort_session(export_dir: Path, manifest: Manifest, use_library: bool | str = 
                 if use_library is True:
                     raise
                 library = f"not loaded: {str(exc).splitlines()[0]}"
-    session = ort.InferenceSession(str(export_dir / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(export_dir / "model.onnx"), options, providers=[PROVIDERS[provider]])
     return session, library
 
 
@@ -333,7 +349,7 @@ def validate(
 
     with progress.step(f"[{manifest.task}] loading the reference"):
         reference = reference_for(manifest, model)
-    session, library = ort_session(export_dir, manifest, settings.use_library)
+    session, library = ort_session(export_dir, manifest, settings.use_library, provider=settings.provider)
     got_names = [o.name for o in session.get_outputs()]
     if got_names != list(spec.output_names):
         failures.append(f"output names: expected {list(spec.output_names)}, got {got_names}")
@@ -385,7 +401,7 @@ def validate(
         dynamic_conv=manifest.dynamic_conv_mode,
         padding=manifest.padding,
         precision=manifest.precision,
-        provider="onnxruntime CPUExecutionProvider",
+        provider=f"onnxruntime {session.get_providers()[0]}",
         outputs=stats,
         agreement=agreement,
         failures=failures,

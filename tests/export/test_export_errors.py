@@ -104,6 +104,19 @@ def test_failed_validation_exits_1_and_keeps_the_export(tmp_path, capsys):
     assert main(["validate", str(out), "-q"]) == 0
 
 
+def test_validate_on_an_unavailable_provider_says_so(tmp_path, capsys):
+    import onnxruntime
+
+    out = tmp_path / "demo"
+    assert main(["export", "--preset", "demo", "--task", "feature-extraction", "-o", str(out), "-q", "--no-validate"]) == 0
+    capsys.readouterr()
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has the CUDA provider")
+    assert main(["validate", str(out), "--provider", "cuda", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot validate on 'cuda'" in err and "CPUExecutionProvider" in err and "--provider cpu" in err
+
+
 def test_validate_without_a_manifest(tmp_path, capsys):
     assert main(["validate", str(tmp_path)]) == 2
     assert "no manifest.json" in capsys.readouterr().err
