@@ -51,6 +51,14 @@ class ExportSettings:
             raise InvalidInputError(f"unknown padding mode {self.padding!r}; expected one of: {', '.join(PADDING_MODES)}")
         if not isinstance(self.opset, int) or self.opset < 17:
             raise InvalidInputError(f"opset must be 17 or newer (LayerNorm as LayerNormalization), got {self.opset!r}")
+        import onnx.defs
+
+        newest = onnx.defs.onnx_opset_version()
+        if self.opset > newest:
+            raise InvalidInputError(
+                f"opset {self.opset} is newer than this onnx {onnx.__version__} knows (newest: {newest}); "
+                "choose --opset between 17 and that"
+            )
 
 
 @dataclass

@@ -109,6 +109,13 @@ def trace_to_onnx(model, spec: TaskSpec, *, opset: int = DEFAULT_OPSET, mode: st
     finally:
         logger.setLevel(previous)
     proto = program.model_proto
+    produced = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if produced != opset:
+        # torch's exporter keeps its own opset (with a warning only) when it cannot convert
+        raise ExportError(
+            f"opset {opset} is not supported by torch {torch.__version__.split('+')[0]}'s ONNX exporter: it produced "
+            f"opset {produced}; choose an older --opset (the default, 18, always works)"
+        )
     proto = dc.apply_mode(
         proto, mode, kernel_size=config.conv_kernel_size, num_heads=attn.num_attention_heads, head_size=attn.attention_head_size
     )

@@ -137,3 +137,24 @@ def test_a_loaded_checkpoint_exports_with_its_own_tokenizer(tmp_path):
     assert (tmp_path / "out" / "vocab.txt").read_text() == (ckpt / "vocab.txt").read_text()
     assert load_manifest(result.path).source == {"checkpoint": str(ckpt.resolve())}
     assert Tokenizer.from_pretrained(result.path)("hello world")["input_ids"].tolist() == [[2, 5, 6, 3]]
+
+
+def test_an_opset_the_exporter_cannot_produce_is_refused(tmp_path, capsys):
+    """torch's exporter silently keeps opset 18 when it cannot convert to the asked opset; the
+    manifest then claimed an opset the model does not have."""
+    with pytest.raises(InvalidInputError, match="opset 99 is newer than"):
+        export_tasks(ModelSource.from_preset("demo"), ["fill-mask"], tmp_path / "o", ExportSettings(opset=99))
+    out = tmp_path / "o26"
+    code = main(["export", "--preset", "demo", "--task", "text-classification", "-o", str(out), "--opset", "26",
+                 "--no-validate", "-q"])
+    if code == 0:  # a torch that converts to 26: the model and the manifest must agree
+        import json
+
+        import onnx
+
+        opsets = {o.domain: o.version for o in onnx.load(str(out / "model.onnx"), load_external_data=False).opset_import}
+        assert opsets[""] == json.loads((out / "manifest.json").read_text())["opset"] == 26
+        return
+    err = capsys.readouterr().err
+    assert code == 2 and "opset 26" in err and "produced opset 18" in err, err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
