@@ -66,6 +66,11 @@ def _read_json(path: Path):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _keys(item: dict) -> list[str]:
+    """A dict's keys for an error message (sorted as text: keys need not be comparable)."""
+    return sorted(repr(key) if not isinstance(key, str) else key for key in item)
+
+
 def is_engine_dir(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a TensorRT engine directory (it holds ``engine.json``), as written by
     ``convbert-export build-engine``; otherwise it is taken for an export directory."""
@@ -101,6 +106,11 @@ class Feature:
     @property
     def length(self) -> int:
         return int(self.ids.shape[-1])
+
+
+def _is_int(value: Any) -> bool:
+    """An int parameter (bool excluded: ``top_k=True`` is a mistake, not 1)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -437,7 +447,7 @@ class TextClassificationPipeline(Pipeline):
             unknown = set(item) - {"text", "text_pair"}
             if "text" not in item or unknown:
                 raise InvalidInputError(
-                    f"a text pair must be {{'text', 'text_pair'}}, got keys {sorted(item)}"
+                    f"a text pair must be {{'text', 'text_pair'}}, got keys {_keys(item)}"
                 )
             pair = item.get("text_pair")
             return (self.check_text(item["text"]), None if pair is None else self.check_text(pair, "text_pair"))
@@ -689,7 +699,7 @@ class QuestionAnsweringPipeline(Pipeline):
 
     def check_input(self, item):
         if not isinstance(item, dict) or "question" not in item or "context" not in item:
-            got = sorted(item) if isinstance(item, dict) else type(item).__name__
+            got = _keys(item) if isinstance(item, dict) else type(item).__name__
             raise InvalidInputError(f"question-answering expects {{'question', 'context'}}, got {got}")
         return {"question": self.check_text(item["question"], "question"),
                 "context": self.check_text(item["context"], "context")}
@@ -697,18 +707,24 @@ class QuestionAnsweringPipeline(Pipeline):
     def sanitize(self, top_k: int = 1, doc_stride: int | None = None, max_answer_len: int = 15,
                  max_seq_len: int | None = None, handle_impossible_answer: bool = False,
                  align_to_words: bool = True, max_question_len: int | None = None) -> dict:
-        max_seq_len = max_seq_len or min(self.max_length, 384)
+        max_seq_len = min(self.max_length, 384) if max_seq_len is None else max_seq_len
+        # [CLS] question [SEP] context [SEP]: at least one question and one context token
+        if not _is_int(max_seq_len) or max_seq_len < 5:
+            raise InvalidInputError(f"max_seq_len must be an int >= 5, got {max_seq_len!r}")
         if max_seq_len > self.max_length:
             raise InvalidInputError(
                 f"max_seq_len {max_seq_len} exceeds the model's {self.max_length} positions"
             )
         doc_stride = min(max_seq_len // 2, 128) if doc_stride is None else doc_stride
-        if doc_stride > max_seq_len:
-            raise InvalidInputError(f"doc_stride ({doc_stride}) must be <= max_seq_len ({max_seq_len})")
-        if not isinstance(top_k, int) or top_k < 1:
-            raise InvalidInputError(f"top_k must be >= 1, got {top_k!r}")
-        if max_answer_len < 1:
-            raise InvalidInputError(f"max_answer_len must be >= 1, got {max_answer_len}")
+        if not _is_int(doc_stride) or not 0 <= doc_stride < max_seq_len:
+            raise InvalidInputError(
+                f"doc_stride must be an int in [0, max_seq_len={max_seq_len}), got {doc_stride!r}; "
+                "it is the overlap between windows, so it must be smaller than a window"
+            )
+        if not _is_int(top_k) or top_k < 1:
+            raise InvalidInputError(f"top_k must be an int >= 1, got {top_k!r}")
+        if not _is_int(max_answer_len) or max_answer_len < 1:
+            raise InvalidInputError(f"max_answer_len must be an int >= 1, got {max_answer_len!r}")
         return {"top_k": top_k, "doc_stride": doc_stride, "max_answer_len": max_answer_len,
                 "max_seq_len": max_seq_len, "impossible": bool(handle_impossible_answer),
                 "align": bool(align_to_words)}
@@ -763,7 +779,7 @@ def _decode_spans(start, end, topk, max_answer_len, undesired):
     flat = candidates.flatten()
     if topk == 1:
         order = [np.argmax(flat)]
-    elif len(flat) < topk:
+    elif len(flat) <= topk:  # argpartition needs kth < len
         order = np.argsort(-flat)
     else:
         part = np.argpartition(-flat, topk)[0:topk]
@@ -930,7 +946,7 @@ class MultipleChoicePipeline(Pipeline):
 
     def check_input(self, item):
         if not isinstance(item, dict) or "prompt" not in item or "choices" not in item:
-            got = sorted(item) if isinstance(item, dict) else type(item).__name__
+            got = _keys(item) if isinstance(item, dict) else type(item).__name__
             raise InvalidInputError(f"multiple-choice expects {{'prompt', 'choices'}}, got {got}")
         choices = item["choices"]
         if not isinstance(choices, (list, tuple)) or len(choices) < 1:
