@@ -20,7 +20,10 @@ Bad input (documented behaviour, each tested):
     token-classification (with ``stride``), otherwise truncated with a warning;
   * lone surrogates: replaced by U+FFFD (same length, so character offsets stay valid) with a
     warning, before the text reaches the Tokenizer (which itself refuses them);
-  * NaN/Inf in a model output: that request fails (RequestError), its batch-mates do not.
+  * NaN/Inf in a model output: that request fails (RequestError), its batch-mates do not;
+  * a batch the runner rejects (e.g. a token id beyond the model's vocabulary, from a
+    tokenizer extended without resizing the model) is rerun one request at a time, so only the
+    bad request fails; any other error while processing one item fails that item only.
 
 In a list call the first failing item raises; ``run_many`` returns per-item results or
 exceptions (what the micro-batcher and the CLI use).
@@ -284,7 +287,7 @@ class Pipeline:
         for index, item in enumerate(items):
             try:
                 item_features = self.preprocess(self.check_input(item), params)
-            except InvalidInputError as exc:
+            except Exception as exc:  # noqa: BLE001 - a failing item fails alone, never its batch-mates
                 results[index] = exc
                 continue
             for feature in item_features:
@@ -302,7 +305,7 @@ class Pipeline:
                 results[index] = self.postprocess(
                     items[index], [features[i] for i in feature_ids], outs, params
                 )
-            except InvalidInputError as exc:
+            except Exception as exc:  # noqa: BLE001 - as above
                 results[index] = exc
         return results
 
@@ -397,10 +400,19 @@ class Pipeline:
         pad = self.tokenizer.pad_token_id or 0
         seq_axis = {name: axes.index("sequence") if "sequence" in axes else None
                     for name, axes in self.spec.outputs.items()}
-        for batch in plan_batches(keys, self.batch_size, exact=exact):
+        pending = list(plan_batches(keys, self.batch_size, exact=exact))
+        while pending:
+            batch = pending.pop(0)
             feeds = self._pad([features[i] for i in batch], pad)
             feeds = {name: feeds[name] for name in names}
-            values = self.runner.run(feeds)
+            try:
+                values = self.runner.run(feeds)
+            except Exception as exc:  # noqa: BLE001 - isolate the request the runner rejects
+                if len(batch) == 1:
+                    out[batch[0]] = exc
+                else:  # rerun one by one, so only the bad request fails (results are exact alone)
+                    pending[:0] = [[index] for index in batch]
+                continue
             bad = nonfinite_rows(values)
             for row, index in enumerate(batch):
                 if bad[row]:

@@ -52,3 +52,68 @@ def test_dict_with_non_string_keys_is_a_typed_error(artifacts, task, item):
             pipe.check_input(item)
         results = pipe.run_many([item])
         assert isinstance(results[0], InvalidInputError)
+
+
+def _export_with_extra_token(artifacts, tmp_path, token: str = "zzextra"):
+    """A copy of the feature-extraction export whose tokenizer knows one token more than the
+    model's vocabulary (a tokenizer extended with add_tokens but a model not resized)."""
+    import json
+    import shutil
+
+    _, _, export = artifacts.get("feature-extraction")
+    copy = tmp_path / "extra-token"
+    shutil.copytree(export, copy)
+    data = json.loads((copy / "tokenizer.json").read_text(encoding="utf-8"))
+    new_id = len(data["model"]["vocab"])
+    data["added_tokens"].append({"id": new_id, "content": token, "single_word": False, "lstrip": False,
+                                 "rstrip": False, "normalized": True, "special": False})
+    (copy / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
+    return copy
+
+
+def test_a_request_the_runner_rejects_fails_alone(artifacts, tmp_path):
+    """An out-of-vocabulary token id in one text used to make the runner's check raise for the
+    whole batch, failing every batch-mate (and the whole micro-batch / predict chunk)."""
+    from convbert_export.runtime.ort import OrtSettings
+    from convbert_export.runtime.pipeline import Pipeline
+
+    copy = _export_with_extra_token(artifacts, tmp_path)
+    settings = OrtSettings(intra_op_threads=1, inter_op_threads=1)
+    with Pipeline.from_export(copy, batch_size=8, settings=settings) as pipe:
+        texts = ["hello world", "hello zzextra", "hello big", "the dog runs"]  # equal lengths: one batch
+        solo = {t: pipe(t, return_tensors=True) for t in texts if t != "hello zzextra"}
+        results = pipe.run_many(texts, return_tensors=True)
+    assert isinstance(results[1], InvalidInputError), results[1]
+    for text, result in zip(texts, results):
+        if text != "hello zzextra":
+            assert not isinstance(result, Exception), result
+            import numpy as np
+
+            np.testing.assert_allclose(result, solo[text], atol=1e-5, rtol=0)
+
+
+def test_an_unexpected_error_in_one_item_fails_that_item_only(artifacts):
+    """A non-typed exception while post-processing one item used to escape run_many, failing
+    the whole call (every micro-batcher future of the group, the whole predict chunk)."""
+    import numpy as np
+
+    from convbert_export.runtime.batcher import MicroBatcher
+    from convbert_export.runtime.pipeline import FeatureExtractionPipeline
+
+    class Fragile(FeatureExtractionPipeline):
+        def postprocess(self, text, features, outputs, params):
+            if text == "the dog":
+                raise ZeroDivisionError("post-processing bug")
+            return super().postprocess(text, features, outputs, params)
+
+    _, _, export = artifacts.get("feature-extraction")
+    with pipeline_for(artifacts, "feature-extraction") as plain:
+        with Fragile(plain.runner, export, batch_size=4) as pipe:
+            results = pipe.run_many(["hello world", "the dog", "red house"], return_tensors=True)
+            assert isinstance(results[1], ZeroDivisionError)
+            np.testing.assert_allclose(results[0], pipe("hello world", return_tensors=True), atol=1e-5)
+            with MicroBatcher(pipe, max_batch_size=4, max_delay_ms=50) as batcher:
+                good, bad = batcher.submit("red house"), batcher.submit("the dog")
+                assert len(good.result(timeout=30)) == 1
+                with pytest.raises(ZeroDivisionError):
+                    bad.result(timeout=30)
