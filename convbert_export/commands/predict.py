@@ -7,7 +7,8 @@ DIR is an export directory (run with ONNX Runtime: ``--provider cpu|cuda|tensorr
 
 Input lines per task: ``{"text"}`` (also ``{"text", "text_pair"}`` for text-classification),
 ``{"question", "context"}`` for question-answering, ``{"prompt", "choices"}`` for
-multiple-choice. A bad line (invalid JSON, invalid UTF-8, missing fields, bad text) yields
+multiple-choice. ``"line"`` numbers the inputs: the ``--text`` values first (1..T), then the
+file's lines, T + their line number in the file (blank lines are skipped, but counted). A bad line (invalid JSON, invalid UTF-8, missing fields, bad text) yields
 ``{"line": N, "error": "..."}`` for that line; the others still run. Never imports torch.
 """
 
@@ -72,14 +73,16 @@ def command(export_dir, texts, input_path, output_path, batch_size, provider, th
     progress = Progress(enabled=not quiet)
     if not texts and not input_path:
         raise InvalidInputError("nothing to predict: pass --text T (repeatable) or --input FILE.jsonl")
-    lines: list[bytes] = [json.dumps({"text": t}).encode() for t in texts]
+    # (number reported as "line", raw line): --text values first (1..T), then the file's lines
+    # numbered T + their line number in the file (blank lines are skipped but counted)
+    lines: list[tuple[int, bytes]] = [(n, json.dumps({"text": t}).encode()) for n, t in enumerate(texts, 1)]
     if input_path:
         if input_path == "-":
             data = sys.stdin.buffer.read()
         else:
             with open(input_path, "rb") as handle:
                 data = handle.read()
-        lines.extend(line for line in data.splitlines() if line.strip())
+        lines.extend((len(texts) + n, line) for n, line in enumerate(data.splitlines(), 1) if line.strip())
     if is_engine_dir(export_dir):
         if threads:
             raise InvalidInputError(
@@ -111,7 +114,7 @@ def command(export_dir, texts, input_path, output_path, batch_size, provider, th
             for start in range(0, len(lines), chunk):
                 block = lines[start : start + chunk]
                 items, results = [], [None] * len(block)
-                for offset, raw in enumerate(block):
+                for offset, (_, raw) in enumerate(block):
                     try:
                         record = json.loads(raw.decode("utf-8"))
                         items.append((offset, _item_for(pipe.task, record)))
@@ -127,7 +130,7 @@ def command(export_dir, texts, input_path, output_path, batch_size, provider, th
                         else:
                             results[offset] = {"result": _jsonable(result)}
                 for offset, result in enumerate(results):
-                    out.write(json.dumps({"line": start + offset + 1, **result}, ensure_ascii=False) + "\n")
+                    out.write(json.dumps({"line": block[offset][0], **result}, ensure_ascii=False) + "\n")
                 out.flush()
                 done += len(block)
                 progress.info(f"predict: {done}/{len(lines)}")

@@ -117,3 +117,22 @@ def test_an_unexpected_error_in_one_item_fails_that_item_only(artifacts):
                 assert len(good.result(timeout=30)) == 1
                 with pytest.raises(ZeroDivisionError):
                     bad.result(timeout=30)
+
+
+def test_predict_line_numbers_count_blank_lines(artifacts, tmp_path):
+    """Blank lines are skipped, but "line" must still name the file's line (it used to count
+    non-blank lines only, so an error pointed at the wrong line)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from convbert_export.commands.predict import command
+
+    _, _, export = artifacts.get("text-classification")
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "hello world"}\n\n   \n{"text": ""}\n{"text": "dog ran"}\n', encoding="utf-8")
+    result = CliRunner().invoke(command, [str(export), "--input", str(source), "--threads", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["line"] for r in rows] == [1, 4, 5]
+    assert "error" in rows[1] and "result" in rows[0] and "result" in rows[2]
