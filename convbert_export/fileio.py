@@ -68,6 +68,12 @@ def check_output_dir(output: str | os.PathLike, force: bool) -> Path:
     return output
 
 
+def is_within(path: str | os.PathLike, directory: str | os.PathLike) -> bool:
+    """Whether ``path`` is ``directory`` or lies under it (symlinks resolved)."""
+    path, directory = Path(path).resolve(), Path(directory).resolve()
+    return path == directory or directory in path.parents
+
+
 @contextmanager
 def atomic_directory(output: str | os.PathLike, force: bool = False):
     """Yield a temporary directory beside ``output``; on success rename it into place.

@@ -187,3 +187,15 @@ def test_cli_optimize_json(exports, tmp_path):
     assert load_manifest(out).precision == "fp32"
     assert main(["optimize", str(exports["feature-extraction"]), "--output", str(out), "-q"]) == 2  # exists
     assert main(["optimize", str(out), "--output", str(tmp_path / "again"), "--int8", "dynamic", "-q"]) == 0
+
+
+def test_an_output_overlapping_the_source_is_refused(exports, tmp_path):
+    """An output inside the source made the source's checksums fail ("present but not listed");
+    an output containing it, with --force, deleted it."""
+    source = exports["feature-extraction"]
+    with pytest.raises(InvalidInputError, match="inside the export directory"):
+        optimize(source, source / "variant", OptimizeSettings(validate=False))
+    with pytest.raises(InvalidInputError, match="would replace the export directory"):
+        optimize(source, source.parent, OptimizeSettings(validate=False), force=True)
+    assert not (source / "variant").exists()
+    assert verify_checksums(source) == []

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import InvalidInputError, UnknownNameError, ValidationFailedError
-from ..fileio import atomic_directory, write_json_atomic
+from ..fileio import atomic_directory, is_within, write_json_atomic
 from ..manifest import FORMAT, Manifest, TensorSpec, file_checksums, write_manifest
 from ..progress import QUIET, Progress
 from ..tasks import TASKS, TaskSpec, get_task, task_for_architecture
@@ -289,6 +289,11 @@ def export_tasks(
     settings.check()
     progress = progress or QUIET
     names = _resolve_tasks(source, tasks)
+    if source.checkpoint and is_within(source.checkpoint, output_dir):
+        raise InvalidInputError(
+            f"output {str(output_dir)!r} would replace the checkpoint {str(source.checkpoint)!r} it exports; "
+            "choose another --output (a new directory, or one inside the checkpoint)"
+        )
     single = len(names) == 1 and not (isinstance(tasks, (list, tuple)) and "all" in tasks) and tasks != "all"
     tokenizer_dir, fallback = source.tokenizer_dir()
     if fallback and source.checkpoint:
@@ -377,6 +382,11 @@ def export(
     progress = progress or QUIET
     spec = get_task(task) if task else task_for_architecture(type(model).__name__)
     source = getattr(model, "source", None) or {}
+    if source.get("checkpoint") and is_within(source["checkpoint"], output_dir):
+        raise InvalidInputError(
+            f"output {str(output_dir)!r} would replace the checkpoint {source['checkpoint']!r} the model came from; "
+            "choose another output directory"
+        )
     tok_dir = Path(tokenizer_dir) if tokenizer_dir else _tokenizer_dir_for(source, progress)
     with atomic_directory(output_dir, force=force) as tmp:
         result = export_model(model, spec, tmp, settings, source=source, tokenizer_dir=tok_dir, progress=progress)

@@ -37,7 +37,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import InvalidInputError, ValidationFailedError
-from ..fileio import atomic_directory
+from ..fileio import atomic_directory, is_within
 from ..manifest import UNCHECKED, Manifest, file_checksums, load_manifest, write_manifest
 from ..progress import QUIET, Progress
 
@@ -682,6 +682,16 @@ def optimize(
     source_model = export_dir / "model.onnx"
     if not source_model.is_file():
         raise InvalidInputError(f"export directory {str(export_dir)!r} has no model.onnx")
+    if is_within(output_dir, export_dir) and Path(output_dir).resolve() != export_dir.resolve():
+        raise InvalidInputError(
+            f"output {str(output_dir)!r} is inside the export directory {str(export_dir)!r}, whose checksums it "
+            "would break; choose an --output outside it"
+        )
+    if is_within(export_dir, output_dir) and Path(output_dir).resolve() != export_dir.resolve():
+        raise InvalidInputError(
+            f"output {str(output_dir)!r} would replace the export directory {str(export_dir)!r} it reads; "
+            "choose another --output"
+        )
     started = time.perf_counter()
     source_size = sum(p.stat().st_size for p in export_dir.glob("model.onnx*"))
     with atomic_directory(output_dir, force=force) as tmp:

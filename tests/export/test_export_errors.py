@@ -158,3 +158,14 @@ def test_an_opset_the_exporter_cannot_produce_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "opset 26" in err and "produced opset 18" in err, err
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_an_output_overlapping_the_checkpoint_is_refused(tmp_path):
+    """--force over the checkpoint directory (or a directory holding it) deleted the checkpoint."""
+    ckpt = tmp_path / "ckpt"
+    make_model("text-classification", GROUPED).save_pretrained(ckpt)
+    before = sorted(p.name for p in ckpt.iterdir())
+    for output in (ckpt, tmp_path):
+        with pytest.raises(InvalidInputError, match="would replace the checkpoint"):
+            export_tasks(ModelSource.from_checkpoint(ckpt), None, output, ExportSettings(validate=False), force=True)
+    assert sorted(p.name for p in ckpt.iterdir()) == before
