@@ -8,8 +8,9 @@ DIR is an export directory (run with ONNX Runtime: ``--provider cpu|cuda|tensorr
 Input lines per task: ``{"text"}`` (also ``{"text", "text_pair"}`` for text-classification),
 ``{"question", "context"}`` for question-answering, ``{"prompt", "choices"}`` for
 multiple-choice. ``"line"`` numbers the inputs: the ``--text`` values first (1..T), then the
-file's lines, T + their line number in the file (blank lines are skipped, but counted). A bad line (invalid JSON, invalid UTF-8, missing fields, bad text) yields
-``{"line": N, "error": "..."}`` for that line; the others still run. Never imports torch.
+file's lines, T + their line number in the file (blank lines are skipped, but counted). A bad
+line (invalid JSON, invalid UTF-8, missing fields, bad text) yields ``{"line": N, "error":
+"..."}`` for that line; the others still run. Never imports torch.
 """
 
 from __future__ import annotations

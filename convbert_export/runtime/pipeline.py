@@ -156,8 +156,8 @@ class Pipeline:
         batch_size: int = 8,
         max_input_chars: int = DEFAULT_MAX_INPUT_CHARS,
     ):
-        if batch_size < 1:
-            raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
+        if not _is_int(batch_size) or batch_size < 1:
+            raise InvalidInputError(f"batch_size must be an int >= 1, got {batch_size!r}")
         self.export_dir = Path(export_dir)
         self.manifest = read_manifest(self.export_dir)
         self.config = _read_json(self.export_dir / "config.json") or {}
@@ -550,7 +550,13 @@ class TokenClassificationPipeline(Pipeline):
                     "stride needs an aggregation_strategy other than 'none' (windows are merged by "
                     "entity); pass aggregation_strategy='simple' (or first/average/max)"
                 )
-        return {"strategy": strategy, "ignore": ["O"] if ignore_labels is None else list(ignore_labels), "stride": stride}
+        if ignore_labels is None:
+            ignore = ["O"]
+        elif isinstance(ignore_labels, str):  # one label, not its characters
+            ignore = [ignore_labels]
+        else:
+            ignore = list(ignore_labels)
+        return {"strategy": strategy, "ignore": ignore, "stride": stride}
 
     def preprocess(self, text, params):
         if params["stride"] is None:

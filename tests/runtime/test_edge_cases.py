@@ -136,3 +136,20 @@ def test_predict_line_numbers_count_blank_lines(artifacts, tmp_path):
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["line"] for r in rows] == [1, 4, 5]
     assert "error" in rows[1] and "result" in rows[0] and "result" in rows[2]
+
+
+def test_ignore_labels_as_one_string(artifacts):
+    """ignore_labels="B-PER" used to become ["B", "-", "P", "E", "R"], ignoring nothing."""
+    with pipeline_for(artifacts, "token-classification") as pipe:
+        text = "john lives in paris and works at google"
+        everything = pipe(text, ignore_labels=[])
+        label = everything[0]["entity"]
+        kept = pipe(text, ignore_labels=label)
+        assert kept == pipe(text, ignore_labels=[label])
+        assert label not in {e["entity"] for e in kept} and len(kept) < len(everything)
+
+
+def test_batch_size_must_be_an_int(artifacts):
+    """batch_size=2.5 used to be accepted, and no batch ever reached its size: one unbounded batch."""
+    with pytest.raises(InvalidInputError):
+        pipeline_for(artifacts, "feature-extraction", batch_size=2.5)
