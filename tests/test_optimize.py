@@ -199,3 +199,20 @@ def test_an_output_overlapping_the_source_is_refused(exports, tmp_path):
         optimize(source, source.parent, OptimizeSettings(validate=False), force=True)
     assert not (source / "variant").exists()
     assert verify_checksums(source) == []
+
+
+def test_optimize_takes_the_reference_when_the_checkpoint_moved(tmp_path, capsys):
+    """The error for a moved checkpoint says "pass --model DIR", which optimize did not accept."""
+    import reference_model
+    from convbert_export.cli import main
+
+    ckpt = tmp_path / "ckpt"
+    reference_model.from_preset("demo", "text-classification").save_pretrained(ckpt)
+    export_tasks(ModelSource.from_checkpoint(ckpt), None, tmp_path / "export", ExportSettings(validate=False))
+    ckpt.rename(tmp_path / "moved")
+    args = ["optimize", str(tmp_path / "export"), "-o", str(tmp_path / "fused"), "-q"]
+    assert main(args) == 2
+    assert "--model" in capsys.readouterr().err and not (tmp_path / "fused").exists()
+    assert main(args + ["--model", str(tmp_path / "moved")]) == 0, capsys.readouterr().err
+    assert load_manifest(tmp_path / "fused").precision == "fp32"
+    assert json.loads((tmp_path / "fused" / "validation.json").read_text())["passed"]

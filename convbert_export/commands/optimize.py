@@ -22,11 +22,13 @@ from ._common import emit_json, progress_for, quiet_json_options
               help="Fail when int8/fp16 task agreement (argmax, top-5, span) is below this.")
 @click.option("--min-cosine", type=click.FloatRange(0, 1), default=0.999, show_default=True,
               help="Fail when int8/fp16 hidden-state cosine is below this.")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False),
+              help="Reference checkpoint for validation (default: the source recorded in the manifest).")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
 @click.option("--no-validate", is_flag=True, help="Skip validation against the PyTorch reference.")
 @quiet_json_options
 def command(export_dir, output, int8, fp16, calibration, no_fuse, no_per_channel, fp16_io, min_agreement,
-            min_cosine, force, no_validate, quiet, as_json):
+            min_cosine, model_dir, force, no_validate, quiet, as_json):
     """Write an optimized, validated copy of EXPORT_DIR (exit 1 when it misses its thresholds)."""
     from ..errors import ValidationFailedError
     from ..export.optimize import OptimizeSettings, optimize
@@ -37,7 +39,7 @@ def command(export_dir, output, int8, fp16, calibration, no_fuse, no_per_channel
         keep_io_fp32=not fp16_io, validate=not no_validate, min_agreement=min_agreement, min_cosine=min_cosine,
     )
     try:
-        result = optimize(export_dir, output, settings, force=force, progress=progress_for(quiet, as_json))
+        result = optimize(export_dir, output, settings, force=force, progress=progress_for(quiet, as_json), model=model_dir)
     except ValidationFailedError as exc:
         if exc.report is not None and not as_json:
             click.echo(validation_table(exc.report))

@@ -659,11 +659,13 @@ def optimize(
     force: bool = False,
     progress: Progress | None = None,
     validation=None,
+    model=None,
 ) -> OptimizeResult:
     """Write an optimized, validated copy of ``export_dir`` to ``output_dir``.
 
     ``validation`` (a :class:`~convbert_export.validate.ValidationSettings`) overrides the
-    validation grid; tolerances and thresholds always come from ``settings``.
+    validation grid; tolerances and thresholds always come from ``settings``. ``model`` is the
+    reference (a reference_model head or a checkpoint directory); None: the manifest's source.
 
     Raises :class:`ValidationFailedError` (after writing nothing) when the variant misses its
     tolerances or thresholds; the error carries the report.
@@ -673,6 +675,7 @@ def optimize(
     settings = settings or OptimizeSettings()
     settings.check()
     progress = progress or QUIET
+    reference = model  # `model` is the ONNX graph below
     export_dir = Path(export_dir)
     manifest = load_manifest(export_dir)
     if manifest.precision != "fp32":
@@ -741,7 +744,7 @@ def optimize(
         write_manifest(tmp, new_manifest)
         report = None
         if settings.validate:
-            report = _validate(tmp, settings, progress, display_path=output_dir, base=validation)
+            report = _validate(tmp, settings, progress, display_path=output_dir, base=validation, model=reference)
             if not report.passed:
                 raise ValidationFailedError(
                     f"the {settings.precision} variant of {export_dir} failed validation (nothing written): "
@@ -752,7 +755,7 @@ def optimize(
                           time.perf_counter() - started, report)
 
 
-def _validate(directory: Path, settings: OptimizeSettings, progress: Progress, display_path, base=None):
+def _validate(directory: Path, settings: OptimizeSettings, progress: Progress, display_path, base=None, model=None):
     from ..validate import ValidationSettings, validate
 
     atol, rtol = settings.tolerances()
@@ -763,7 +766,7 @@ def _validate(directory: Path, settings: OptimizeSettings, progress: Progress, d
         min_agreement=settings.min_agreement if checks_thresholds else None,
         min_cosine=settings.min_cosine if checks_thresholds else None,
     )
-    return validate(directory, None, vsettings, progress=progress, raise_on_failure=False, display_path=display_path)
+    return validate(directory, model, vsettings, progress=progress, raise_on_failure=False, display_path=display_path)
 
 
 __all__ = ["OptimizeSettings", "OptimizeResult", "optimize", "optimize_model_proto", "pointwise_conv_to_matmul",
