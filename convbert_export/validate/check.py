@@ -57,6 +57,19 @@ class ValidationSettings:
     seed: int = 0
     provider: str = "cpu"
 
+    def check(self) -> None:
+        """Refuse settings that would make the comparison meaningless (a NaN tolerance passes everything)."""
+        import math
+
+        for name in ("atol", "rtol"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise InvalidInputError(f"{name} must be a finite number >= 0, got {value:g}; pass e.g. --{name} 1e-4")
+        for name in ("min_agreement", "min_cosine"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise InvalidInputError(f"{name} must be within [0, 1], got {value:g}")
+
 
 # Defaults by the export's precision: (atol, rtol, min_agreement, min_cosine). fp32 exports are
 # held to the task's tolerances (1e-5); fused fp32 graphs reorder float sums (1e-4); fp16 and
@@ -335,6 +348,7 @@ def validate(
             temporary directory).
     """
     settings = settings or ValidationSettings()
+    settings.check()
     progress = progress or QUIET
     export_dir = Path(export_dir)
     started = time.perf_counter()

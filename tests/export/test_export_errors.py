@@ -169,3 +169,19 @@ def test_an_output_overlapping_the_checkpoint_is_refused(tmp_path):
         with pytest.raises(InvalidInputError, match="would replace the checkpoint"):
             export_tasks(ModelSource.from_checkpoint(ckpt), None, output, ExportSettings(validate=False), force=True)
     assert sorted(p.name for p in ckpt.iterdir()) == before
+
+
+def test_validate_refuses_tolerances_that_compare_nothing(tmp_path, capsys):
+    """--atol nan made every comparison false, so no value ever counted as a violation: PASS."""
+    from convbert_export.validate import ValidationSettings, validate
+
+    out = tmp_path / "demo"
+    assert main(["export", "--preset", "demo", "--task", "text-classification", "-o", str(out), "-q", "--no-validate"]) == 0
+    capsys.readouterr()
+    for option, value in (("--atol", "nan"), ("--rtol", "nan"), ("--atol", "-1"), ("--rtol", "inf")):
+        assert main(["validate", str(out), option, value, "-q"]) == 2, (option, value)
+        err = capsys.readouterr().err
+        assert f"{option[2:]} must be a finite number >= 0, got {value}" in err, err
+    with pytest.raises(InvalidInputError, match="min_agreement must be within"):
+        validate(out, settings=ValidationSettings(min_agreement=float("nan")))
+    assert not (out / "validation.json").exists()
