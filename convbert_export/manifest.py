@@ -114,6 +114,12 @@ def load_manifest(export_dir: str | Path) -> Manifest:
     if not Path(export_dir).is_dir():
         raise InvalidInputError(f"export directory {str(export_dir)!r} does not exist")
     if not path.is_file():
+        tasks = sorted(p.parent.name for p in Path(export_dir).glob(f"*/{MANIFEST}"))
+        if tasks:
+            raise InvalidInputError(
+                f"{str(export_dir)!r} holds one export per task ({', '.join(tasks)}); "
+                f"pass one of them, e.g. {str(Path(export_dir) / tasks[0])!r}"
+            )
         raise InvalidInputError(
             f"{str(export_dir)!r} is not an export directory: no {MANIFEST}; "
             "create one with `convbert-export export`"

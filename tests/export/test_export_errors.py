@@ -185,3 +185,16 @@ def test_validate_refuses_tolerances_that_compare_nothing(tmp_path, capsys):
     with pytest.raises(InvalidInputError, match="min_agreement must be within"):
         validate(out, settings=ValidationSettings(min_agreement=float("nan")))
     assert not (out / "validation.json").exists()
+
+
+def test_a_multi_task_export_root_names_its_task_directories(tmp_path, capsys):
+    """validate/optimize on the root of a --task all export said "create one with export"."""
+    from convbert_export.manifest import MANIFEST
+
+    for task in ("fill-mask", "question-answering"):
+        (tmp_path / "all" / task).mkdir(parents=True)
+        (tmp_path / "all" / task / MANIFEST).write_text("{}")
+    assert main(["validate", str(tmp_path / "all"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "one export per task" in err and "fill-mask, question-answering" in err
+    assert str(tmp_path / "all" / "fill-mask") in err, err
