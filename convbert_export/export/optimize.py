@@ -38,7 +38,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import InvalidInputError, ValidationFailedError
 from ..fileio import atomic_directory, is_within
-from ..manifest import UNCHECKED, Manifest, file_checksums, load_manifest, write_manifest
+from ..manifest import UNCHECKED, Manifest, file_checksums, load_manifest, verify_checksums, write_manifest
 from ..progress import QUIET, Progress
 
 INT8_MODES = (None, "dynamic", "static")
@@ -685,6 +685,11 @@ def optimize(
     source_model = export_dir / "model.onnx"
     if not source_model.is_file():
         raise InvalidInputError(f"export directory {str(export_dir)!r} has no model.onnx")
+    problems = verify_checksums(export_dir, manifest)
+    if problems:
+        raise InvalidInputError(
+            f"export directory {str(export_dir)!r} does not match its manifest: {'; '.join(problems)}; re-export the model"
+        )
     if is_within(output_dir, export_dir) and Path(output_dir).resolve() != export_dir.resolve():
         raise InvalidInputError(
             f"output {str(output_dir)!r} is inside the export directory {str(export_dir)!r}, whose checksums it "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError, ValidationFailedError
+from ..errors import ConvBertExportError, InvalidInputError, ValidationFailedError
 from ..fileio import write_json_atomic, write_text_atomic
 from ..manifest import Manifest, load_manifest, verify_checksums
 from ..progress import QUIET, Progress
@@ -363,7 +363,16 @@ def validate(
 
     with progress.step(f"[{manifest.task}] loading the reference"):
         reference = reference_for(manifest, model)
-    session, library = ort_session(export_dir, manifest, settings.use_library, provider=settings.provider)
+    try:
+        session, library = ort_session(export_dir, manifest, settings.use_library, provider=settings.provider)
+    except ConvBertExportError:
+        raise
+    except Exception as exc:  # onnxruntime raises its own types for a missing or corrupt model
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        checks = "; ".join(failures) or "the files match the manifest"
+        raise InvalidInputError(
+            f"cannot load {export_dir / 'model.onnx'} in onnxruntime ({reason}); {checks}; re-export the model"
+        ) from None
     got_names = [o.name for o in session.get_outputs()]
     if got_names != list(spec.output_names):
         failures.append(f"output names: expected {list(spec.output_names)}, got {got_names}")

@@ -198,3 +198,22 @@ def test_a_multi_task_export_root_names_its_task_directories(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "one export per task" in err and "fill-mask, question-answering" in err
     assert str(tmp_path / "all" / "fill-mask") in err, err
+
+
+def test_a_corrupted_export_is_one_line_not_a_traceback(tmp_path, capsys):
+    """A truncated or missing model.onnx escaped validate and optimize as onnxruntime/protobuf tracebacks."""
+    out = tmp_path / "demo"
+    assert main(["export", "--preset", "demo", "--task", "text-classification", "-o", str(out), "-q", "--no-validate"]) == 0
+    capsys.readouterr()
+    model = out / "model.onnx"
+    model.write_bytes(model.read_bytes()[:1000])
+    assert main(["validate", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "model.onnx" in err and "differs from the manifest" in err, err
+    assert main(["optimize", str(out), "-o", str(tmp_path / "opt"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "does not match its manifest" in err and "re-export" in err, err
+    assert not (tmp_path / "opt").exists()
+    model.unlink()
+    assert main(["validate", str(out), "-q"]) == 2
+    assert "model.onnx: listed in the manifest but missing" in capsys.readouterr().err
