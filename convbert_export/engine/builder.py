@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import BuildError, InvalidInputError, MissingDependencyError
-from ..fileio import atomic_directory, check_output_dir, sha256_file, write_json_atomic
+from ..fileio import atomic_directory, check_output_dir, is_within, sha256_file, write_json_atomic
 from ..manifest import Manifest, load_manifest, verify_checksums
 from ..progress import QUIET, Progress
 from ..tasks import get_task
@@ -59,6 +59,11 @@ def build_engine(export_dir: str | Path, output_dir: str | Path,
     check_output_dir(output_dir, settings.force)  # refuse an existing output before a long build
     manifest = load_manifest(export_dir)
     task = get_task(manifest.task)
+    if is_within(output_dir, export_dir) or is_within(export_dir, output_dir):
+        raise InvalidInputError(
+            f"output {str(output_dir)!r} overlaps the export directory {str(export_dir)!r} it builds from "
+            "(inside it breaks its checksums; over it replaces it); choose an --output outside it"
+        )
     onnx_path = export_dir / "model.onnx"
     max_positions = manifest.model.get("max_position_embeddings")
     profiles = settings.profiles or default_profiles(max_positions or 512, task.multiple_choice)

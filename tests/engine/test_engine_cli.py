@@ -97,3 +97,18 @@ def test_imports_need_neither_tensorrt_nor_torch():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.tensorrt
+def test_an_output_overlapping_the_export_is_refused(trt_rtx, export_dir, tmp_path, capsys):
+    """-o EXPORT/engine broke the export's checksums; -o EXPORT --force replaced the export with
+    the engine directory (model.onnx gone)."""
+    import shutil
+
+    from convbert_export.manifest import verify_checksums
+
+    source = shutil.copytree(export_dir("text-classification", "decomposed"), tmp_path / "export")
+    for output, extra in ((source / "engine", []), (source, ["--force"]), (tmp_path, ["--force"])):
+        code, _, err = _run(capsys, source, "-o", output, "--backend", "tensorrt-rtx", *extra)
+        assert code == 2 and "overlaps the export directory" in err, (output, err)
+    assert verify_checksums(source) == [] and (source / "model.onnx").is_file()
