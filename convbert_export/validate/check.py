@@ -250,6 +250,16 @@ def _mixed(tokenizer, group, kw, start):
 # -------------------------------------------------------------------------------- backends
 
 
+def check_head(model, spec) -> None:
+    """Refuse a loaded head of another task (its outputs would not be the task's)."""
+    found = type(model).__name__
+    if found != spec.architecture:
+        raise InvalidInputError(
+            f"the model is a {found}, but {spec.name} needs {spec.architecture}; load the {spec.name} head "
+            f"(reference_model.load(checkpoint, task={spec.name!r})) or pass the model's own task"
+        )
+
+
 def reference_for(manifest: Manifest, model=None):
     """The reference head for an export: ``model`` (module or checkpoint dir) or the manifest's source."""
     import reference_model
@@ -270,6 +280,7 @@ def reference_for(manifest: Manifest, model=None):
             raise InvalidInputError("the manifest names no source model; pass the checkpoint with --model DIR (model=...)")
     elif isinstance(model, (str, Path)):
         model = reference_model.load(model, task=manifest.task)
+    check_head(model, get_task(manifest.task))
     model.eval()
     model.set_exact_padding(manifest.padding == "exact")
     return model

@@ -217,3 +217,19 @@ def test_a_corrupted_export_is_one_line_not_a_traceback(tmp_path, capsys):
     model.unlink()
     assert main(["validate", str(out), "-q"]) == 2
     assert "model.onnx: listed in the manifest but missing" in capsys.readouterr().err
+
+
+def test_a_head_exported_as_another_task_is_refused(tmp_path):
+    """export(classifier, "fill-mask") wrote a "fill-mask" export whose logits were (batch, 2),
+    and validated it against the same classifier: PASS."""
+    import reference_model
+    from convbert_export import export
+    from convbert_export.validate import validate
+
+    classifier = reference_model.from_preset("demo", "text-classification")
+    with pytest.raises(InvalidInputError, match="is a ConvBertForSequenceClassification, but fill-mask needs ConvBertForMaskedLM"):
+        export(classifier, "fill-mask", tmp_path / "wrong", validate=False)
+    assert not (tmp_path / "wrong").exists()
+    export(reference_model.from_preset("demo", "fill-mask"), "fill-mask", tmp_path / "mlm", validate=False)
+    with pytest.raises(InvalidInputError, match="is a ConvBertForSequenceClassification, but fill-mask needs ConvBertForMaskedLM"):
+        validate(tmp_path / "mlm", classifier)
