@@ -162,7 +162,7 @@ class ModelSource:
 
 def _resolve_tasks(source: ModelSource, tasks) -> list[str]:
     if tasks is None or tasks == [] or tasks == ():
-        return source.default_tasks()
+        return list(dict.fromkeys(source.default_tasks()))
     if isinstance(tasks, str):
         tasks = [tasks]
     if "all" in tasks:
@@ -371,12 +371,17 @@ def export(
         raise InvalidInputError("export needs an output directory (output_dir=...)")
     settings = ExportSettings(opset=opset, dynamic_conv=dynamic_conv, padding=padding, validate=validate)
     if isinstance(model, (str, Path)):
+        source = ModelSource.from_checkpoint(model)
+        if task is None and len(_resolve_tasks(source, None)) != 1:
+            raise InvalidInputError(
+                f"{source.checkpoint}/config.json lists {len(source.architectures)} architectures "
+                f"({', '.join(source.architectures)}); export() writes one task: pass task=... "
+                "(or use export_tasks() for several)"
+            )
         results = export_tasks(
-            ModelSource.from_checkpoint(model), [task] if task else None, output_dir, settings,
+            source, [task] if task else None, output_dir, settings,
             force=force, validation=validation, progress=progress,
         )
-        if len(results) != 1:
-            raise InvalidInputError("export() writes one task; use export_tasks() for several")
         return results[0]
     settings.check()
     progress = progress or QUIET

@@ -233,3 +233,19 @@ def test_a_head_exported_as_another_task_is_refused(tmp_path):
     export(reference_model.from_preset("demo", "fill-mask"), "fill-mask", tmp_path / "mlm", validate=False)
     with pytest.raises(InvalidInputError, match="is a ConvBertForSequenceClassification, but fill-mask needs ConvBertForMaskedLM"):
         validate(tmp_path / "mlm", classifier)
+
+
+def test_export_of_a_several_headed_checkpoint_writes_nothing(tmp_path):
+    """export() (one task) wrote every head's directory, then said it writes one task."""
+    import json
+
+    from convbert_export import export
+
+    ckpt = tmp_path / "ckpt"
+    make_model("fill-mask", GROUPED).save_pretrained(ckpt)
+    config = json.loads((ckpt / "config.json").read_text())
+    config["architectures"] = ["ConvBertForMaskedLM", "ConvBertModel"]
+    (ckpt / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InvalidInputError, match="lists 2 architectures .*pass task="):
+        export(ckpt, None, tmp_path / "out", validate=False)
+    assert not (tmp_path / "out").exists()
