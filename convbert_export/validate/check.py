@@ -384,6 +384,7 @@ def validate(
         raise InvalidInputError(
             f"cannot load {export_dir / 'model.onnx'} in onnxruntime ({reason}); {checks}; re-export the model"
         ) from None
+    failures += graph_mismatches(export_dir, manifest, session)
     got_names = [o.name for o in session.get_outputs()]
     if got_names != list(spec.output_names):
         failures.append(f"output names: expected {list(spec.output_names)}, got {got_names}")
@@ -452,6 +453,37 @@ def validate(
     if raise_on_failure and not report.passed:
         raise ValidationFailedError(f"validation of {export_dir} failed: {report.summary()}", report)
     return report
+
+
+_ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
+               "tensor(int32)": "int32", "tensor(double)": "float64", "tensor(bfloat16)": "bfloat16"}
+
+
+def graph_mismatches(export_dir: Path, manifest: Manifest, session) -> list[str]:
+    """Where the manifest's input/output specs or opset differ from the graph (pipelines and
+    engine profiles trust the manifest)."""
+    import onnx
+
+    problems = []
+    for kind, specs, values in (("input", manifest.inputs, session.get_inputs()),
+                                ("output", manifest.outputs, session.get_outputs())):
+        graph = {v.name: v for v in values}
+        if [s.name for s in specs] != list(graph):
+            problems.append(f"manifest {kind}s {[s.name for s in specs]}, graph {list(graph)}")
+            continue
+        for spec in specs:
+            value = graph[spec.name]
+            dtype = _ORT_DTYPES.get(value.type, value.type)
+            if spec.dtype != dtype:
+                problems.append(f"manifest {kind} {spec.name}: dtype {spec.dtype}, graph {dtype}")
+            axes = [d if isinstance(d, (int, str)) else "?" for d in value.shape]
+            if list(spec.axes) != axes:
+                problems.append(f"manifest {kind} {spec.name}: axes {list(spec.axes)}, graph {axes}")
+    proto = onnx.load(str(export_dir / "model.onnx"), load_external_data=False)
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset != manifest.opset:
+        problems.append(f"manifest opset {manifest.opset}, graph {opset}")
+    return problems
 
 
 def write_reports(report: ValidationReport, directory: str | Path) -> None:

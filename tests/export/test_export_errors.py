@@ -249,3 +249,29 @@ def test_export_of_a_several_headed_checkpoint_writes_nothing(tmp_path):
     with pytest.raises(InvalidInputError, match="lists 2 architectures .*pass task="):
         export(ckpt, None, tmp_path / "out", validate=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_validation_fails_when_the_manifest_misdescribes_the_graph(tmp_path, capsys):
+    """Pipelines and engine profiles trust the manifest's specs; validation never compared them
+    with the graph, so a manifest claiming other axes, dtypes or opset passed."""
+    import json
+
+    out = tmp_path / "demo"
+    assert main(["export", "--preset", "demo", "--task", "text-classification", "-o", str(out), "-q", "--no-validate"]) == 0
+    capsys.readouterr()
+    original = (out / "manifest.json").read_text()
+    edits = [
+        (lambda m: m["outputs"][0].update(axes=["batch", 3]), "manifest output logits: axes ['batch', 3], graph ['batch', 2]"),
+        (lambda m: m["outputs"][0].update(dtype="float16"), "manifest output logits: dtype float16, graph float32"),
+        (lambda m: m["inputs"][1].update(axes=["batch", "seq"]), "manifest input attention_mask: axes ['batch', 'seq']"),
+        (lambda m: m.update(opset=17), "manifest opset 17, graph 18"),
+    ]
+    for edit, message in edits:
+        data = json.loads(original)
+        edit(data)
+        (out / "manifest.json").write_text(json.dumps(data))
+        assert main(["validate", str(out), "-q"]) == 1, message
+        err = capsys.readouterr().err
+        assert message in err, err
+    (out / "manifest.json").write_text(original)
+    assert main(["validate", str(out), "-q"]) == 0
