@@ -216,3 +216,19 @@ def test_optimize_takes_the_reference_when_the_checkpoint_moved(tmp_path, capsys
     assert main(args + ["--model", str(tmp_path / "moved")]) == 0, capsys.readouterr().err
     assert load_manifest(tmp_path / "fused").precision == "fp32"
     assert json.loads((tmp_path / "fused" / "validation.json").read_text())["passed"]
+
+
+def test_options_that_would_be_ignored_are_refused(exports, tmp_path):
+    """--fp16-io without --fp16 and --no-per-channel without --int8 silently wrote a plain fp32 variant."""
+    from convbert_export.cli import main
+
+    source = str(exports["feature-extraction"])
+    for args, message in ((["--fp16-io"], "--fp16-io needs --fp16"),
+                          (["--no-per-channel"], "--no-per-channel needs --int8"),
+                          (["--no-per-channel", "--fp16"], "--no-per-channel needs --int8")):
+        with pytest.raises(InvalidInputError, match=message):
+            optimize(source, tmp_path / "x", OptimizeSettings(keep_io_fp32="--fp16-io" not in args,
+                                                              per_channel="--no-per-channel" not in args,
+                                                              fp16="--fp16" in args))
+        assert main(["optimize", source, "-o", str(tmp_path / "x"), *args, "-q"]) == 2
+    assert not (tmp_path / "x").exists()

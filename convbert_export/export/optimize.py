@@ -97,6 +97,14 @@ class OptimizeSettings:
             raise InvalidInputError(f"calibration file {str(self.calibration)!r} does not exist; expected JSON lines of texts")
         if self.calibration is not None and self.int8 != "static":
             raise InvalidInputError("--calibration is used by static INT8 only: add --int8 static")
+        if not self.keep_io_fp32 and not self.fp16:
+            raise InvalidInputError("--fp16-io needs --fp16 (float16 inputs/outputs of a float16 model)")
+        if not self.per_channel and not self.int8:
+            raise InvalidInputError("--no-per-channel needs --int8 (it sets the int8 weight scales)")
+        if self.reduce_range and not self.int8:
+            raise InvalidInputError("reduce_range needs int8 (it narrows the int8 weights to 7 bits)")
+        if self.int8 == "static" and self.calibration_batches < 1:
+            raise InvalidInputError(f"calibration_batches must be 1 or more, got {self.calibration_batches}")
         for name in ("min_agreement", "min_cosine"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
