@@ -49,13 +49,18 @@ def write_json_atomic(path: str | os.PathLike, data) -> None:
 
 def check_output_dir(output: str | os.PathLike, force: bool) -> Path:
     """Refuse an existing output without ``force``; check the parent is writable."""
-    output = Path(output)
+    output = Path(os.path.abspath(output))  # "." and "sub/.." have no name to put a temporary beside
     if output.exists() and not force:
         raise InvalidInputError(
             f"output directory {str(output)!r} already exists; pass --force (force=True) to replace it"
         )
     if output.exists() and not output.is_dir():
         raise InvalidInputError(f"output {str(output)!r} exists and is not a directory")
+    if output.exists() and is_within(os.getcwd(), output):
+        raise InvalidInputError(
+            f"output {str(output)!r} would replace the current directory (or one holding it); "
+            "choose a new directory for --output"
+        )
     parent = output.parent if str(output.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)

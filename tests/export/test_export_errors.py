@@ -275,3 +275,13 @@ def test_validation_fails_when_the_manifest_misdescribes_the_graph(tmp_path, cap
         assert message in err, err
     (out / "manifest.json").write_text(original)
     assert main(["validate", str(out), "-q"]) == 0
+
+
+def test_output_dot_is_refused_before_exporting(tmp_path, monkeypatch, capsys):
+    """-o . --force exported, then crashed with "PosixPath('.') has an empty name"."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keep.txt").write_text("mine")
+    assert main(["export", "--preset", "demo", "--task", "text-classification", "-o", ".", "--force", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "would replace the current directory" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
