@@ -100,7 +100,11 @@ def atomic_directory(output: str | os.PathLike, force: bool = False):
         if output.exists():
             old = output.with_name(f".{output.name}.old-{os.getpid()}")
             os.replace(output, old)
-            os.replace(tmp, output)
+            try:
+                os.replace(tmp, output)
+            except BaseException:
+                os.replace(old, output)  # put the old output back
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, output)

@@ -285,3 +285,29 @@ def test_output_dot_is_refused_before_exporting(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "would replace the current directory" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_a_failed_swap_keeps_the_old_output(tmp_path, monkeypatch):
+    """With --force the old output is moved aside before the new one moves in; when that second
+    rename failed, the old output stayed hidden under a dot-name and the output was gone."""
+    import os
+
+    from convbert_export import fileio
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    real = os.replace
+
+    def failing(src, dst):
+        if str(src).endswith(".partial"):
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(fileio.os, "replace", failing)
+    with pytest.raises(OSError):
+        with fileio.atomic_directory(out, force=True) as tmp:
+            (tmp / "new.txt").write_text("new")
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert (out / "keep.txt").read_text() == "mine"
