@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -43,8 +44,19 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         raise
 
 
+def json_safe(data):
+    """``data`` with NaN and infinities replaced by None (JSON has no NaN; strict parsers reject it)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: json_safe(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [json_safe(value) for value in data]
+    return data
+
+
 def write_json_atomic(path: str | os.PathLike, data) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    write_text_atomic(path, json.dumps(json_safe(data), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def check_output_dir(output: str | os.PathLike, force: bool) -> Path:

@@ -21,4 +21,6 @@ def progress_for(quiet: bool, as_json: bool) -> Progress:
 
 
 def emit_json(data) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    from ..fileio import json_safe
+
+    click.echo(json.dumps(json_safe(data), indent=2, default=str))

@@ -417,7 +417,9 @@ def validate(
             update_agreement(agreement, spec.agreement, got, ref, token_mask)
     failures += list(shape_failures.values())
     for s in stats.values():
-        if s.elements and not s.passed:
+        if not s.elements and s.name in got_names and s.name not in shape_failures:
+            failures.append(f"{s.name}: never compared (no validation case ran); check the validation grid")
+        elif s.elements and not s.passed:
             failures.append(
                 f"{s.name}: max abs diff {s.max_abs:.3g} (max rel {s.max_rel:.3g}) exceeds atol {s.atol:g} / rtol {s.rtol:g} "
                 f"in {s.violations} of {s.elements} values" + (f", {s.nonfinite} non-finite" if s.nonfinite else "")

@@ -311,3 +311,23 @@ def test_a_failed_swap_keeps_the_old_output(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_an_empty_grid_fails_and_reports_are_strict_json(tmp_path, capsys):
+    """An empty grid compared nothing and passed; its NaN agreement made validation.json and
+    --json output invalid JSON (NaN is not JSON)."""
+    import json
+
+    from convbert_export.validate import ValidationSettings, validate
+
+    out = tmp_path / "demo"
+    assert main(["export", "--preset", "demo", "--task", "text-classification", "-o", str(out), "-q", "--no-validate"]) == 0
+    capsys.readouterr()
+    report = validate(out, settings=ValidationSettings(batches=(), texts=False), raise_on_failure=False)
+    assert not report.passed and any("never compared" in f for f in report.failures), report.failures
+
+    def strict(text):
+        return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in JSON output"))
+
+    data = strict((out / "validation.json").read_text())
+    assert data["agreement"]["value"] is None and not data["passed"]
