@@ -115,9 +115,15 @@ class ModelSource:
         if not config.is_file():
             raise InvalidInputError(f"{str(path)!r} has no config.json; expected a HuggingFace-format checkpoint directory")
         try:
-            architectures = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
+            data = json.loads(config.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise InvalidInputError(f"{config}: invalid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise InvalidInputError(f"{config}: expected a JSON object, got a {type(data).__name__}; "
+                                    "expected a HuggingFace-format config.json")
+        architectures = data.get("architectures") or []
+        if isinstance(architectures, str):
+            architectures = [architectures]
         return cls(checkpoint=path.resolve(), architectures=list(architectures))
 
     @classmethod

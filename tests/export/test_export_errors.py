@@ -331,3 +331,14 @@ def test_an_empty_grid_fails_and_reports_are_strict_json(tmp_path, capsys):
 
     data = strict((out / "validation.json").read_text())
     assert data["agreement"]["value"] is None and not data["passed"]
+
+
+def test_a_config_that_is_not_an_object_is_one_line(tmp_path, capsys):
+    """config.json holding a list escaped as AttributeError: 'list' object has no attribute 'get'."""
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "config.json").write_text("[1, 2]")
+    assert main(["export", "--model", str(tmp_path / "ckpt"), "-o", str(tmp_path / "out"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "config.json: expected a JSON object, got a list" in err, err
+    (tmp_path / "ckpt" / "config.json").write_text('{"architectures": "ConvBertForMaskedLM"}')
+    assert ModelSource.from_checkpoint(tmp_path / "ckpt").default_tasks() == ["fill-mask"]
