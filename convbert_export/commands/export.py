@@ -12,7 +12,9 @@ from ._common import emit_json, progress_for, quiet_json_options
 @click.option("--model", "model_dir", type=click.Path(file_okay=False), help="HuggingFace-format checkpoint directory.")
 @click.option("--preset", help="Built-in model shape with seeded random weights (demo, conv-bert-base, ...).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of a preset's random weights.")
-@click.option("--task", "tasks", multiple=True, help="Task to export (repeatable, or 'all'); default: the checkpoint's architectures.")
+@click.option("--task", "tasks", multiple=True,
+              help="Task to export (repeatable). 'all': every task of a preset, or a checkpoint's own heads plus "
+                   "feature-extraction. Default: the checkpoint's architectures.")
 @click.option("--output", "-o", required=True, type=click.Path(), help="Export directory to create.")
 @click.option("--opset", type=int, default=18, show_default=True, help="ONNX opset (17 or newer).")
 @click.option("--dynamic-conv", type=click.Choice(["decomposed", "custom-op"]), default="decomposed", show_default=True,

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
 from ..errors import InvalidInputError, UnknownNameError, ValidationFailedError
 from ..fileio import atomic_directory, is_within, write_json_atomic
-from ..manifest import FORMAT, Manifest, TensorSpec, file_checksums, write_manifest
+from ..manifest import Manifest, TensorSpec, file_checksums, write_manifest
 from ..progress import QUIET, Progress
 from ..tasks import TASKS, TaskSpec, get_task, task_for_architecture
 from .dynamic_conv import MODES
@@ -172,7 +172,11 @@ def _resolve_tasks(source: ModelSource, tasks) -> list[str]:
     if isinstance(tasks, str):
         tasks = [tasks]
     if "all" in tasks:
-        return list(TASKS)
+        if source.preset:
+            return list(TASKS)
+        # a checkpoint has the weights of its own head(s), and every head checkpoint carries the
+        # base model: "all" is those heads plus feature-extraction
+        return list(dict.fromkeys(["feature-extraction", *source.default_tasks()]))
     names = []
     for task in tasks:
         names.append(get_task(task).name)

@@ -26,7 +26,6 @@ import abc
 import os
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np

@@ -7,6 +7,7 @@ import pytest
 from convbert_export.cli import main
 from convbert_export.errors import InvalidInputError, UnknownNameError
 from convbert_export.export import ExportSettings, ModelSource, export_tasks
+from convbert_export.tasks import TASKS
 
 from export_helpers import GROUPED, make_model
 
@@ -342,3 +343,13 @@ def test_a_config_that_is_not_an_object_is_one_line(tmp_path, capsys):
     assert err.startswith("error: ") and "config.json: expected a JSON object, got a list" in err, err
     (tmp_path / "ckpt" / "config.json").write_text('{"architectures": "ConvBertForMaskedLM"}')
     assert ModelSource.from_checkpoint(tmp_path / "ckpt").default_tasks() == ["fill-mask"]
+
+
+def test_task_all_of_a_checkpoint_is_its_heads_plus_feature_extraction(tmp_path):
+    """--task all on a one-head checkpoint exports what its weights support, not six heads."""
+    from convbert_export.export import ModelSource, _resolve_tasks
+
+    make_model("token-classification", GROUPED).save_pretrained(tmp_path / "ckpt")
+    source = ModelSource.from_checkpoint(tmp_path / "ckpt")
+    assert _resolve_tasks(source, ["all"]) == ["feature-extraction", "token-classification"]
+    assert _resolve_tasks(ModelSource.from_preset("demo"), ["all"]) == list(TASKS)

@@ -71,7 +71,7 @@ def _brute_force_qa(model, tokenizer, question, context, max_answer_len=15):
     import torch
 
     enc = tokenizer(question, context, return_offsets_mapping=True, return_tensors="pt")
-    offsets = enc.pop("offset_mapping")[0]
+    enc.pop("offset_mapping")  # not a model input
     with torch.no_grad():
         out = model(**enc)
     seq = enc.sequence_ids(0)

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import random
 import threading
-import warnings
 
 import numpy as np
 import pytest
 
 from convbert_export.batching import plan_batches
 from convbert_export.errors import InvalidInputError, QueueFullError, RequestError
-from convbert_export.runtime.base import ModelLimits
 
 from .conftest import VOCAB, assert_close_nested, pipeline_for
 
