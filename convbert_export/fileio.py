@@ -149,3 +149,14 @@ def read_jsonl(path: str | os.PathLike, expected: str = "a JSON object") -> list
                 raise InvalidInputError(f"{path}:{number}: expected {expected}, got {line.strip()[:80]!r}")
             items.append((number, item))
     return items
+
+
+def read_json(path: str | os.PathLike, fix: str = ""):
+    """Parse a JSON file; invalid JSON raises InvalidInputError naming the file (and ``fix``)."""
+    import json
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{path}: invalid JSON ({exc})" + (f"; {fix}" if fix else "")) from None

@@ -6,12 +6,11 @@ docs/ARCHITECTURE.md ("Export directory").
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import InvalidInputError
-from .fileio import sha256_file, write_json_atomic
+from .fileio import read_json, sha256_file, write_json_atomic
 
 FORMAT = "convbert-export/1"
 MANIFEST = "manifest.json"
@@ -124,11 +123,7 @@ def load_manifest(export_dir: str | Path) -> Manifest:
             f"{str(export_dir)!r} is not an export directory: no {MANIFEST}; "
             "create one with `convbert-export export`"
         )
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"{path}: invalid JSON ({exc})") from None
-    return Manifest.from_dict(data, source=str(path))
+    return Manifest.from_dict(read_json(path), source=str(path))
 
 
 def file_checksums(directory: str | Path) -> dict[str, str]:

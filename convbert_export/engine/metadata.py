@@ -9,11 +9,11 @@ rebuild. This module imports neither TensorRT nor CUDA.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InvalidInputError
+from ..fileio import read_json
 from .profiles import Profile
 
 ENGINE_FORMAT = "convbert-export-engine/1"
@@ -106,11 +106,7 @@ def read_engine_info(engine_dir: str | Path) -> EngineInfo:
             "its engine.json is refused (a serialized engine is executable code); build one with "
             "`convbert-export build-engine EXPORT_DIR --output DIR`"
         )
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"{path}: invalid JSON ({exc}); rebuild the engine") from None
-    return EngineInfo.from_dict(data, source=str(path))
+    return EngineInfo.from_dict(read_json(path, fix="rebuild the engine"), source=str(path))
 
 
 def read_verified_plan(engine_dir: str | Path, info: EngineInfo) -> bytes:

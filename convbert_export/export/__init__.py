@@ -7,7 +7,6 @@ never leaves a half-written directory, and both refuse an existing output withou
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import InvalidInputError, UnknownNameError, ValidationFailedError
-from ..fileio import atomic_directory, is_within, write_json_atomic
+from ..fileio import atomic_directory, is_within, read_json, write_json_atomic
 from ..manifest import Manifest, TensorSpec, file_checksums, write_manifest
 from ..progress import QUIET, Progress
 from ..tasks import TASKS, TaskSpec, get_task, task_for_architecture
@@ -114,10 +113,7 @@ class ModelSource:
             raise InvalidInputError(f"checkpoint directory {str(path)!r} does not exist")
         if not config.is_file():
             raise InvalidInputError(f"{str(path)!r} has no config.json; expected a HuggingFace-format checkpoint directory")
-        try:
-            data = json.loads(config.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"{config}: invalid JSON ({exc})") from None
+        data = read_json(config)
         if not isinstance(data, dict):
             raise InvalidInputError(f"{config}: expected a JSON object, got a {type(data).__name__}; "
                                     "expected a HuggingFace-format config.json")
