@@ -14,7 +14,7 @@ _LAZY = {
     # callable subpackages: convbert_export.export(...) and .validate(...) call the functions
     "export": ("convbert_export.export", None),
     "validate": ("convbert_export.validate", None),
-    "Pipeline": ("convbert_export.runtime.pipeline", "Pipeline"),
+    "Pipeline": ("convbert_export.runtime.pipelines", "Pipeline"),
     "TASKS": ("convbert_export.tasks", "TASKS"),
     "get_task": ("convbert_export.tasks", "get_task"),
 }

@@ -64,3 +64,25 @@ class QueueFullError(ConvBertExportError):
 
 class RequestError(InvalidInputError):
     """One request in a batch is invalid; it fails alone."""
+
+
+class ModelLoadError(InvalidInputError):
+    """A backend could not load a model file (corrupt, truncated, or of an unsupported form).
+
+    ``reason`` is the backend's message, first line only.
+    """
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason
+
+
+def lookup(registry, name, what: str):
+    """``registry[name]``; a miss raises one UnknownNameError listing what exists.
+
+    The one registry-lookup error: ``unknown <what> <name>; expected one of: a, b, c``.
+    """
+    try:
+        return registry[name]
+    except (KeyError, TypeError):
+        raise UnknownNameError(f"unknown {what} {name!r}; expected one of: {', '.join(map(str, registry))}") from None

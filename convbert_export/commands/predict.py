@@ -69,7 +69,7 @@ def _jsonable(value):
 def command(export_dir, texts, input_path, output_path, batch_size, provider, threads, chunk, quiet):
     """Run DIR (an export or a TensorRT engine directory) on texts: JSON lines in, JSON lines out."""
     from ..errors import InvalidInputError
-    from ..runtime.pipeline import Pipeline, is_engine_dir
+    from ..runtime.pipelines import Pipeline, is_engine_dir
 
     progress = Progress(enabled=not quiet)
     if not texts and not input_path:

@@ -17,12 +17,18 @@ _LAZY = {
     "OrtSettings": ("convbert_export.runtime.ort", "OrtSettings"),
     "TrtRunner": ("convbert_export.runtime.trt", "TrtRunner"),
     "TorchRunner": ("convbert_export.runtime.torch_ref", "TorchRunner"),
-    "Pipeline": ("convbert_export.runtime.pipeline", "Pipeline"),
-    "is_engine_dir": ("convbert_export.runtime.pipeline", "is_engine_dir"),
+    "Pipeline": ("convbert_export.runtime.pipelines", "Pipeline"),
+    "PIPELINES": ("convbert_export.runtime.pipelines", "PIPELINES"),
+    "is_engine_dir": ("convbert_export.runtime.factory", "is_engine_dir"),
+    "create_runner": ("convbert_export.runtime.factory", "create_runner"),
+    "runner_class": ("convbert_export.runtime.factory", "runner_class"),
     "MicroBatcher": ("convbert_export.runtime.batcher", "MicroBatcher"),
 }
 
-# backend name -> (module, class): one entry per Runner class (ARCHITECTURE convention 4)
+# backend name -> (module, class): one entry per Runner class (ARCHITECTURE convention 4).
+# runtime/factory.py reads it: create_runner(path, backend=NAME) calls CLASS.from_dir(path, ...).
+# A new backend (e.g. "openvino": ("convbert_export.runtime.openvino", "OpenVinoRunner")) is one
+# line here plus its module.
 RUNNERS: dict[str, tuple[str, str]] = {
     "onnxruntime": ("convbert_export.runtime.ort", "OrtRunner"),
     "torch": ("convbert_export.runtime.torch_ref", "TorchRunner"),

@@ -146,6 +146,20 @@ class Runner(abc.ABC):
     def __exit__(self, *exc) -> None:
         self.close()
 
+    @classmethod
+    def from_dir(cls, path, *, provider: str | None = None, settings=None, strict: bool = False, **options) -> "Runner":
+        """The runner for a directory, as :func:`convbert_export.runtime.factory.create_runner`
+        calls it. A backend with providers or settings overrides this; the default refuses them."""
+        if provider is not None:
+            raise InvalidInputError(f"{cls.__name__} takes no provider, got provider={provider!r}; leave it out")
+        if settings is not None:
+            raise InvalidInputError(f"{cls.__name__} takes no settings, got {type(settings).__name__}; leave them out")
+        return cls(path, **options)
+
+    def describe(self) -> dict:
+        """What ran, for reports: at least ``name`` and ``backend`` (a human-readable label)."""
+        return {"name": self.name, "backend": self.name}
+
     # ---- inference ---------------------------------------------------------------------
     def run(self, feeds: Mapping[str, np.ndarray], *, check: bool = True) -> dict[str, np.ndarray]:
         """Check ``feeds`` and run the model; returns ``{output name: array}``.

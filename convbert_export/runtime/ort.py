@@ -3,13 +3,17 @@
 ``OrtRunner(export_dir_or_model_path, provider="cpu", settings=OrtSettings(...))``
 
 * Providers by name: ``cpu``, ``cuda``, ``tensorrt``. One that this onnxruntime build lacks
-  gives a warning naming the fallback used (tensorrt -> cuda -> cpu), never a failure.
+  gives a warning naming the fallback used (tensorrt -> cuda -> cpu); with ``strict=True``
+  (validation, benchmarks: they must measure what was asked) it is one error line instead.
 * Session options as a frozen dataclass (:class:`OrtSettings`): intra/inter-op threads, graph
   optimization level, spinning (disable it when timing, or when another process shares the
   cores: ORT's workers keep spinning after a call and slow whatever runs next).
 * The DynamicConv custom-op library (``convbert_export.custom_ops``) is registered when the
-  model uses the custom domain. If it cannot be loaded, a warning says so and ORT runs the
-  model-local function carried in the graph instead (same result, slower).
+  model uses the custom domain (``OrtSettings.custom_ops``: ``if-built``, the serving default,
+  never compiles and warns when the library is missing; ``auto`` builds it when needed;
+  ``required`` fails without it; ``off`` never registers it). Without the library ORT runs the
+  model-local function carried in the graph instead (same result, slower); ``runner.library``
+  says which ran.
 * IO binding on CUDA: inputs copied once, outputs allocated by ORT on the device and copied
   back once per call.
 
@@ -25,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError, MissingDependencyError, UnknownNameError
+from ..errors import InvalidInputError, MissingDependencyError, ModelLoadError, UnknownNameError, lookup
 from .base import ModelLimits, Runner, TensorMeta, read_manifest
 
 __all__ = ["OrtSettings", "OrtRunner", "PROVIDERS", "CUSTOM_DOMAIN"]
@@ -40,6 +44,7 @@ PROVIDERS: dict[str, str] = {
 _FALLBACK = {"tensorrt": ["cuda", "cpu"], "cuda": ["cpu"], "cpu": []}
 
 _OPT_LEVELS = ("disable", "basic", "extended", "all")
+_CUSTOM_OPS = ("if-built", "auto", "required", "off")
 
 _ORT_TYPES = {
     "tensor(int64)": np.int64,
@@ -63,7 +68,13 @@ class OrtSettings:
             fastest for back-to-back calls on a dedicated machine; False is fairer on shared
             cores and for interleaved benchmarks).
         io_binding: bind inputs/outputs explicitly; ``None`` = on for CUDA, off otherwise.
-        register_custom_ops: register the DynamicConv library when the model needs it.
+        register_custom_ops: register the DynamicConv library when the model needs it
+            (False is ``custom_ops="off"``).
+        custom_ops: how to get that library: ``if-built`` (default: use it if built, else warn
+            and run the model-local function; never compiles inside a serving process),
+            ``auto`` (build it when needed; without it, the model-local function, noted in
+            ``runner.library``), ``required`` (build it when needed; an error without it),
+            ``off`` (never register it).
         log_severity: ORT's log level (0 verbose .. 4 fatal).
     """
 
@@ -74,6 +85,7 @@ class OrtSettings:
     io_binding: bool | None = None
     register_custom_ops: bool = True
     log_severity: int = 3
+    custom_ops: str = "if-built"
 
     def __post_init__(self):
         if self.graph_optimization not in _OPT_LEVELS:
@@ -81,6 +93,7 @@ class OrtSettings:
                 f"unknown graph optimization level {self.graph_optimization!r}; expected one of: "
                 f"{', '.join(_OPT_LEVELS)}"
             )
+        lookup(dict.fromkeys(_CUSTOM_OPS), self.custom_ops, "custom_ops mode")
         for name in ("intra_op_threads", "inter_op_threads"):
             if getattr(self, name) < 0:
                 raise InvalidInputError(f"{name} must be >= 0 (0 = ORT's choice), got {getattr(self, name)}")
@@ -102,13 +115,18 @@ def _model_and_manifest(path: str | os.PathLike) -> tuple[Path, dict | None]:
     return path, (read_manifest(path.parent) if manifest_path.is_file() else None)
 
 
-def resolve_providers(provider: str, available: list[str]) -> tuple[str, list[str]]:
-    """Map a provider name to ORT provider names, falling back (with a warning) when missing.
+def resolve_providers(provider: str, available: list[str], strict: bool = False) -> tuple[str, list[str]]:
+    """Map a provider name to ORT provider names, falling back (with a warning) when missing;
+    ``strict``: a missing provider raises MissingDependencyError instead.
 
     Returns ``(name actually used, ORT providers list)``.
     """
-    if provider not in PROVIDERS:
-        raise UnknownNameError(f"unknown provider {provider!r}; expected one of: {', '.join(PROVIDERS)}")
+    lookup(PROVIDERS, provider, "provider")
+    if strict and PROVIDERS[provider] not in available:
+        raise MissingDependencyError(
+            f"ONNX Runtime provider {provider!r} ({PROVIDERS[provider]}) is not available: this onnxruntime "
+            f"has {', '.join(available)}; install onnxruntime-gpu for cuda/tensorrt, or use --provider cpu"
+        )
     for name in [provider, *_FALLBACK[provider]]:
         if PROVIDERS[name] in available:
             if name != provider:
@@ -132,6 +150,10 @@ class OrtRunner(Runner):
         provider: ``cpu``, ``cuda`` or ``tensorrt``.
         settings: session settings.
         limits: input value ranges; default: the manifest's ``model`` section.
+        strict: a provider this onnxruntime lacks is an error, not a fallback with a warning.
+
+    Attributes (after ``start``): ``provider`` (the one used), ``session``, ``library`` (how
+    the DynamicConv library was handled: ``not needed``, ``loaded (NAME)``, ``not loaded...``).
     """
 
     def __init__(
@@ -140,19 +162,35 @@ class OrtRunner(Runner):
         provider: str = "cpu",
         settings: OrtSettings | None = None,
         limits: ModelLimits | None = None,
+        strict: bool = False,
     ):
         self.model_path, self.manifest = _model_and_manifest(model)
-        if provider not in PROVIDERS:
-            raise UnknownNameError(f"unknown provider {provider!r}; expected one of: {', '.join(PROVIDERS)}")
+        lookup(PROVIDERS, provider, "provider")
         if limits is None and self.manifest is not None:
             limits = ModelLimits.from_mapping(self.manifest.get("model"))
         super().__init__(limits=limits, name="OrtRunner")
         self.requested_provider = provider
         self.provider: str | None = None
         self.settings = settings or OrtSettings()
+        self.strict = strict
         self.custom_ops_registered = False
+        self.library = "not needed"
         self._session = None
         self._io_binding = False
+
+    @classmethod
+    def from_dir(cls, path, *, provider: str | None = None, settings: OrtSettings | None = None,
+                 strict: bool = False, **options) -> "OrtRunner":
+        """The runner of an export directory (see ``runtime/factory.py``); provider default ``cpu``."""
+        return cls(path, provider=provider or "cpu", settings=settings, strict=strict, **options)
+
+    def describe(self) -> dict:
+        manifest = self.manifest or {}
+        used = self._session.get_providers()[0] if self._session is not None else PROVIDERS[self.requested_provider]
+        return {"name": self.name, "backend": f"onnxruntime {used}", "path": str(self.model_path.parent),
+                "task": manifest.get("task"), "precision": manifest.get("precision", "fp32"),
+                "dynamic_conv": (manifest.get("dynamic_conv") or {}).get("mode"),
+                "custom_op_library": self.library}
 
     # ---- lifecycle ---------------------------------------------------------------------
     def _needs_custom_ops(self) -> bool:
@@ -162,12 +200,23 @@ class OrtRunner(Runner):
         return conv.get("mode", "decomposed") != "decomposed" or conv.get("uses_custom_domain", False)
 
     def _register_custom_ops(self, options) -> None:
+        mode = self.settings.custom_ops
+        if mode == "off" or not self.settings.register_custom_ops:
+            self.library = "not loaded (model-local function)"
+            return
         try:
             from .. import custom_ops  # noqa: PLC0415 - optional part, loaded on start
 
-            custom_ops.register(options, build=False)  # never compile inside a serving process
+            # "if-built" never compiles inside a serving process
+            path = custom_ops.register(options, build=mode != "if-built")
             self.custom_ops_registered = True
+            self.library = f"loaded ({Path(path).name})"
         except Exception as exc:  # the library is optional: the graph carries a local function
+            if mode == "required":
+                raise
+            self.library = f"not loaded: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            if mode == "auto":
+                return
             warnings.warn(
                 f"DynamicConv custom-op library not registered ({type(exc).__name__}: {exc}); ONNX "
                 "Runtime will run the model-local function instead (same result, slower). Build the "
@@ -195,14 +244,17 @@ class OrtRunner(Runner):
         if not s.allow_spinning:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        if s.register_custom_ops and self._needs_custom_ops():
+        self.provider, providers = resolve_providers(
+            self.requested_provider, ort.get_available_providers(), strict=self.strict
+        )
+        if self._needs_custom_ops():
             self._register_custom_ops(options)
-        self.provider, providers = resolve_providers(self.requested_provider, ort.get_available_providers())
         try:
             self._session = ort.InferenceSession(str(self.model_path), sess_options=options, providers=providers)
         except Exception as exc:
-            raise InvalidInputError(
-                f"ONNX Runtime could not load {str(self.model_path)!r}: {exc}"
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(
+                f"ONNX Runtime could not load {str(self.model_path)!r}: {exc}", reason
             ) from exc
         self.input_metadata = {
             arg.name: TensorMeta(

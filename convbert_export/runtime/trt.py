@@ -117,6 +117,40 @@ class TrtRunner(Runner):
         self._busy_profiles: set[int] = set()
         self._cond = threading.Condition()
 
+    @classmethod
+    def from_dir(cls, path, *, provider: str | None = None, settings=None, strict: bool = False,
+                 **options) -> "TrtRunner":
+        """The runner of an engine directory (see ``runtime/factory.py``); refuses an ONNX Runtime
+        provider or settings, and an engine directory whose engine.json and manifest disagree."""
+        from .base import read_manifest
+
+        if provider not in (None, "tensorrt"):
+            raise InvalidInputError(
+                f"{str(path)!r} is a TensorRT engine directory (it has engine.json), which runs "
+                f"only on TensorRT; got provider={provider!r}. Leave provider out (or pass "
+                "'tensorrt'), or run the export directory it was built from with ONNX Runtime"
+            )
+        if settings is not None:
+            raise InvalidInputError(
+                f"settings ({type(settings).__name__}) configure ONNX Runtime, but {str(path)!r} "
+                "is a TensorRT engine directory; leave settings out, or pass runner=TrtRunner(...) "
+                "for TensorRT options"
+            )
+        task = read_manifest(path).get("task")
+        runner = cls(path, **options)
+        if runner.info.task != task:
+            raise InvalidInputError(
+                f"{str(path)!r}: engine.json says task {runner.info.task!r} but manifest.json says "
+                f"{task!r}; the engine directory is inconsistent, rebuild it with `convbert-export build-engine`"
+            )
+        return runner
+
+    def describe(self) -> dict:
+        info = self.info
+        gpu = f" on {self.gpu.name}" if self.gpu is not None else ""
+        return {"name": self.name, "backend": f"{info.backend} {info.backend_version}{gpu}",
+                "path": str(self.engine_dir), "task": info.task, "precision": info.precision}
+
     # ---- lifecycle ---------------------------------------------------------------------
     def start_impl(self) -> None:
         info = self.info

@@ -1,0 +1,71 @@
+"""One way to get a runner for a directory: the backend registry and :func:`create_runner`.
+
+Pipelines, validation and the benchmark all get their runners here, so an export directory, a
+TensorRT engine directory or another backend's directory runs through the same code wherever
+it is used, and a missing provider or GPU fails the same way (one line) everywhere.
+
+The registry is ``convbert_export.runtime.RUNNERS`` (backend name -> (module, class)); a
+backend is one Runner class with a ``from_dir`` classmethod, registered there with one line.
+``backend_for(path)`` picks the backend a directory asks for: a directory holding
+``engine.json`` is a TensorRT engine directory; any other is an export directory for ONNX
+Runtime.
+
+Imports nothing heavy: the runner's module is imported when it is chosen.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+from ..errors import lookup
+from .base import Runner
+
+__all__ = ["create_runner", "runner_class", "backend_for", "is_engine_dir"]
+
+
+def is_engine_dir(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a TensorRT engine directory (it holds ``engine.json``), as written by
+    ``convbert-export build-engine``; otherwise it is taken for an export directory."""
+    return (Path(path) / "engine.json").is_file()
+
+
+def backend_for(path: str | os.PathLike) -> str:
+    """The backend a directory is run with by default: ``tensorrt`` for an engine directory,
+    ``onnxruntime`` for an export directory."""
+    return "tensorrt" if is_engine_dir(path) else "onnxruntime"
+
+
+def runner_class(backend: str) -> type[Runner]:
+    """The Runner class registered for ``backend`` (a miss lists the backends that exist)."""
+    from . import RUNNERS
+
+    module, name = lookup(RUNNERS, backend, "backend")
+    return getattr(importlib.import_module(module), name)
+
+
+def create_runner(
+    path: str | os.PathLike,
+    *,
+    backend: str | None = None,
+    provider: str | None = None,
+    settings=None,
+    strict: bool = False,
+    **options,
+) -> Runner:
+    """The (unstarted) runner for a directory.
+
+    Args:
+        path: an export directory, a TensorRT engine directory, or what ``backend`` reads.
+        backend: a key of ``RUNNERS``; default :func:`backend_for` ``(path)``.
+        provider: the device or ONNX Runtime provider (``cpu``, ``cuda``, ``tensorrt``); each
+            backend refuses the ones it cannot use.
+        settings: backend settings (``OrtSettings`` for ONNX Runtime); a backend without
+            settings refuses them.
+        strict: a provider that is not available is an error (validation, benchmarks) instead
+            of a warning and a fallback (serving).
+        **options: passed to the runner class.
+    """
+    backend = backend or backend_for(path)
+    return runner_class(backend).from_dir(path, provider=provider, settings=settings, strict=strict, **options)
