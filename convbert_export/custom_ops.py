@@ -7,7 +7,8 @@ attributes ``kernel_size``, ``num_heads``, ``head_size`` and ``plugin_namespace`
 :func:`library_path` returns the ONNX Runtime custom-op library, building it with CMake on first
 use into ``${CONVBERT_EXPORT_CACHE:-~/.cache/convbert-export}/ops/<key>``, where the key hashes
 the C++ sources, the onnxruntime version and the ONNX Runtime headers' API version. When
-something the build needs is missing (cmake, a C++ compiler, the ONNX Runtime headers) it raises
+something the build needs is missing (cmake, a C++ compiler, the ONNX Runtime headers, which
+:mod:`~convbert_export.ort_headers` fetches on Debian-family systems) it raises
 :class:`~convbert_export.errors.BuildError` naming what is missing and the command to build by
 hand. ``CONVBERT_EXPORT_OPS_LIBRARY`` points at a library built elsewhere and skips all this.
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import ort_headers
 from .errors import BuildError
 from .progress import QUIET, Progress
 
@@ -43,11 +44,11 @@ ORT_API_VERSION = 21
 #: Environment variables read here.
 LIBRARY_ENV = "CONVBERT_EXPORT_OPS_LIBRARY"
 CACHE_ENV = "CONVBERT_EXPORT_CACHE"
-ORT_INCLUDE_ENV = "ORT_INCLUDE_DIR"
+ORT_INCLUDE_ENV = ort_headers.INCLUDE_ENV
 
 _TARGET = "convbert_ort_ops"
+_BUILD_TIMEOUT_S = 900
 _SOURCE_SUFFIXES = {".h", ".hpp", ".cc", ".cpp", ".cu", ".cuh", ".cmake"}
-_HEADER = "onnxruntime_cxx_api.h"
 
 
 def library_filename() -> str:
@@ -74,9 +75,12 @@ def source_dir() -> Path:
 
 
 def cache_root() -> Path:
-    """``$CONVBERT_EXPORT_CACHE`` or ``~/.cache/convbert-export``."""
+    """``$CONVBERT_EXPORT_CACHE``, else ``$XDG_CACHE_HOME/convbert-export``, else ``~/.cache/convbert-export``."""
     configured = os.environ.get(CACHE_ENV)
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "convbert-export"
+    if configured:
+        return Path(configured).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache") / "convbert-export"
 
 
 def sources_digest(source: Path) -> str:
@@ -107,23 +111,9 @@ def onnxruntime_version() -> str:
     return onnxruntime.__version__
 
 
-def _header_api_version(include_dir: Path) -> int | None:
-    header = include_dir / "onnxruntime_c_api.h"
-    try:
-        match = re.search(r"#define\s+ORT_API_VERSION\s+(\d+)", header.read_text(errors="replace"))
-    except OSError:
-        return None
-    return int(match.group(1)) if match else None
-
-
-def _ort_headers_script() -> Path | None:
-    """``../shared/tools/ort-headers`` relative to the repository (present on CI machines)."""
-    script = Path(__file__).resolve().parents[1].parent / "shared" / "tools" / "ort-headers"
-    return script if script.is_file() else None
-
-
-def _default_headers_dir() -> Path:
-    return Path.home() / ".cache" / "ort-headers" / "1.21"
+def ort_headers_dir() -> Path:
+    """Where fetched ONNX Runtime headers are cached: ``<cache_root()>/ort-headers``."""
+    return cache_root() / "ort-headers"
 
 
 @dataclass(frozen=True)
@@ -132,45 +122,22 @@ class _Headers:
     problem: str | None  # why no usable include_dir was found
 
 
-def find_ort_headers(fetch: bool = True, progress: Progress = QUIET) -> _Headers:
-    """Locate the ONNX Runtime C/C++ headers.
+def fetch_ort_headers(progress: Progress = QUIET) -> Path:
+    """The ONNX Runtime headers' directory, fetched into the cache on first use (see ``ort_headers``).
 
-    Order: ``$ORT_INCLUDE_DIR`` (used as given, never replaced), ``~/.cache/ort-headers/1.21``,
-    then, with ``fetch``, the ``ort-headers`` script next to the repository (it downloads them).
+    The step ``convbert-export build-ops`` and the tests run before building. Raises
+    :class:`~convbert_export.ort_headers.HeadersError` (a BuildError) with one line saying why
+    and how to get them.
     """
-    configured = os.environ.get(ORT_INCLUDE_ENV)
-    if configured:
-        path = Path(configured).expanduser()
-        if (path / _HEADER).is_file():
-            return _Headers(path, None)
-        return _Headers(None, f"ONNX Runtime headers: {ORT_INCLUDE_ENV}={configured} has no {_HEADER}")
-    default = _default_headers_dir()
-    if (default / _HEADER).is_file():
-        return _Headers(default, None)
-    script = _ort_headers_script()
-    if script is None:
-        return _Headers(
-            None,
-            f"ONNX Runtime headers: {_HEADER} not found ({ORT_INCLUDE_ENV} is unset, {default} is empty, "
-            "and no ../shared/tools/ort-headers script is next to the repository); get them from Debian's "
-            "libonnxruntime-dev (1.21) or an onnxruntime release archive and set "
-            f"{ORT_INCLUDE_ENV} to the directory holding {_HEADER}",
-        )
-    if not fetch:
-        return _Headers(None, f"ONNX Runtime headers: not fetched yet (run {script})")
+    return ort_headers.ensure_headers(ort_headers_dir(), fetch=True, progress=progress)
+
+
+def find_ort_headers(fetch: bool = True, progress: Progress = QUIET) -> _Headers:
+    """Locate (with ``fetch``, obtain) the ONNX Runtime C/C++ headers; a problem instead of raising."""
     try:
-        with progress.step(f"fetching ONNX Runtime headers with {script}"):
-            result = subprocess.run([str(script)], capture_output=True, text=True, timeout=600, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return _Headers(None, f"ONNX Runtime headers: {script} failed: {exc}")
-    lines = result.stdout.strip().splitlines()
-    path = Path(lines[-1]) if lines else None
-    if result.returncode != 0 or path is None or not (path / _HEADER).is_file():
-        detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        return _Headers(
-            None, f"ONNX Runtime headers: {script} exited with status {result.returncode}: {detail}"
-        )
-    return _Headers(path, None)
+        return _Headers(ort_headers.ensure_headers(ort_headers_dir(), fetch=fetch, progress=progress), None)
+    except ort_headers.HeadersError as exc:
+        return _Headers(None, str(exc))
 
 
 def _find_cxx_compiler() -> str | None:
@@ -262,7 +229,7 @@ def ensure_library(build: bool = True, force: bool = False, progress: Progress |
     missing: list[str] = []
     if headers.problem:
         missing.append(headers.problem)
-    api_version = _header_api_version(headers.include_dir) if headers.include_dir else None
+    api_version = ort_headers.header_api_version(headers.include_dir) if headers.include_dir else None
     if headers.include_dir and api_version is None:
         missing.append(f"ONNX Runtime headers: no ORT_API_VERSION in {headers.include_dir / 'onnxruntime_c_api.h'}")
     if not missing:
@@ -296,7 +263,13 @@ def ensure_library(build: bool = True, force: bool = False, progress: Progress |
 
 def _run(command: list[str], log: list[str]) -> None:
     log.append("$ " + shlex.join(command))
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=_BUILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise BuildError(
+            f"building the DynamicConv custom-op library: `{shlex.join(command)}` took over "
+            f"{_BUILD_TIMEOUT_S} s and was stopped"
+        ) from None
     log.append(result.stdout + result.stderr)
     if result.returncode != 0:
         tail = "\n".join("\n".join(log).strip().splitlines()[-40:])

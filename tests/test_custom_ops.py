@@ -1,13 +1,16 @@
 """The DynamicConv custom op: the ONNX Runtime CPU library against the reference, the loader's
-errors, and an nvcc compile of the CUDA kernel.
+errors, the ONNX Runtime header step, and an nvcc compile of the CUDA kernel.
 
-The library is built once per test session into the normal cache (later sessions reuse it).
+The headers are fetched (Debian's libonnxruntime-dev, see convbert_export.ort_headers) and the
+library built once per test session into the normal cache (later sessions reuse both).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -17,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from convbert_export import custom_ops
+from convbert_export import custom_ops, ort_headers
 from convbert_export.errors import BuildError
 from reference_model.dynamic_conv import dynamic_conv_reference
 
@@ -38,7 +41,8 @@ def _seq_lengths(kernel_size: int) -> list[int]:
 
 @pytest.fixture(scope="session")
 def library() -> Path:
-    """The ONNX Runtime library, built on first use (a build failure fails the tests)."""
+    """The ONNX Runtime library, built on first use (a failure to get headers or build fails the tests)."""
+    custom_ops.fetch_ort_headers()  # the project's own header step (a fresh machine has none)
     return custom_ops.library_path()
 
 
@@ -202,6 +206,57 @@ def test_only_missing_headers_are_reported(tmp_path, monkeypatch):
         assert "cmake: not found" not in message
 
 
+def test_headers_are_fetched_into_an_empty_cache_and_reused(tmp_path, monkeypatch):
+    """A fresh cache gets Debian's headers by itself; the second call uses the cache (no network)."""
+    if ort_headers.debian_problem():
+        pytest.skip(f"not a Debian-family system: {ort_headers.debian_problem()}")
+    monkeypatch.delenv(ort_headers.INCLUDE_ENV, raising=False)
+    monkeypatch.delenv(ort_headers.SUITE_ENV, raising=False)
+    monkeypatch.setenv(custom_ops.CACHE_ENV, str(tmp_path / "cache"))
+    include = custom_ops.fetch_ort_headers()
+    assert include.parent == tmp_path / "cache" / "ort-headers"
+    assert ort_headers.header_api_version(include) >= custom_ops.ORT_API_VERSION
+    assert (include / "onnxruntime_cxx_api.h").is_file() and (include / "onnxruntime_lite_custom_op.h").is_file()
+    assert json.loads((include / "source.json").read_text())["package"].startswith("libonnxruntime-dev_")
+    assert sorted(p.name for p in include.parent.iterdir()) == [include.name]  # no partial left over
+    monkeypatch.setenv(ort_headers.MIRROR_ENV, "http://127.0.0.1:9/debian")  # unreachable: must not be asked
+    assert custom_ops.fetch_ort_headers() == include
+
+
+def test_unreachable_mirror_is_one_line_naming_the_fix_and_fills_no_cache(tmp_path, monkeypatch):
+    if ort_headers.debian_problem():
+        pytest.skip(f"not a Debian-family system: {ort_headers.debian_problem()}")
+    monkeypatch.delenv(ort_headers.INCLUDE_ENV, raising=False)
+    monkeypatch.setenv(ort_headers.MIRROR_ENV, "http://127.0.0.1:9/debian")  # connection refused at once
+    with pytest.raises(ort_headers.HeadersError) as caught:
+        ort_headers.ensure_headers(tmp_path / "headers")
+    message = str(caught.value)
+    assert "\n" not in message and "127.0.0.1:9" in message and "ORT_INCLUDE_DIR" in message
+    assert "onnxruntime/releases" in message
+    assert not (tmp_path / "headers").exists() or not any((tmp_path / "headers").iterdir())
+
+
+def test_without_apt_the_error_names_ort_include_dir(tmp_path, monkeypatch):
+    monkeypatch.delenv(ort_headers.INCLUDE_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no apt-get, no dpkg-deb
+    with pytest.raises(ort_headers.HeadersError) as caught:
+        ort_headers.ensure_headers(tmp_path / "headers")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "set ORT_INCLUDE_DIR to a directory holding onnxruntime_cxx_api.h" in message
+    assert "apt-get" in message or "not a Debian-family system" in message
+
+
+def test_no_file_of_the_project_reads_the_shared_folder():
+    """The project must pass its tests without ../shared beside it (CI may pass optional paths)."""
+    offenders = []
+    for path in [*REPO.glob("convbert_export/**/*.py"), *REPO.glob("reference_model/**/*.py"),
+                 *REPO.glob("tests/**/*.py"), *REPO.glob("tools/*.py"), *REPO.glob("custom_ops/**/*")]:
+        if path.is_file() and path != Path(__file__).resolve() and "../shared" in path.read_text(errors="replace"):
+            offenders.append(str(path.relative_to(REPO)))
+    assert offenders == []
+
+
 def test_library_env_override_must_exist(tmp_path, monkeypatch):
     monkeypatch.setenv(custom_ops.LIBRARY_ENV, str(tmp_path / "missing.so"))
     with pytest.raises(BuildError, match="CONVBERT_EXPORT_OPS_LIBRARY points at .*missing.so"):
@@ -256,3 +311,97 @@ def test_gpu_check_exits_with_a_message_without_a_gpu():
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert "no CUDA GPU" in result.stderr
+
+
+# ---- the TensorRT plugin, compiled against TensorRT's real headers and exercised on the CPU ----
+#: TensorRT include directories (os.pathsep-separated) to compile the plugin against; .ci/run sets
+#: it when TensorRT's headers are available (pip's TensorRT wheels ship none).
+TRT_INCLUDE_ENV = "CONVBERT_TRT_INCLUDE_DIRS"
+HARNESS = REPO / "tests" / "native" / "trt_plugin_harness.cc"
+
+
+def _trt_include_dirs() -> list[str]:
+    return [d for d in os.environ.get(TRT_INCLUDE_ENV, "").split(os.pathsep) if d]
+
+
+def _cuda_home() -> Path | None:
+    """The CUDA toolkit root: $CUDA_HOME, $CUDA_PATH, nvcc's (a wrapper script may sit on PATH), /usr/local/cuda."""
+    nvcc = _nvcc()
+    candidates = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"),
+                  nvcc and str(Path(nvcc).resolve().parent.parent), "/usr/local/cuda"]  # fmt: skip
+    for candidate in filter(None, candidates):
+        root = Path(candidate)
+        if (root / "bin" / "nvcc").is_file() and (root / "include" / "cuda_runtime_api.h").is_file():
+            return root
+    return None
+
+
+def _cuda_include() -> Path | None:
+    home = _cuda_home()
+    return home / "include" if home else None
+
+
+def _plugin_skip_reason() -> str | None:
+    if not _trt_include_dirs():
+        return (f"TensorRT headers not given: set {TRT_INCLUDE_ENV} to TensorRT include/ directories "
+                "(pip's TensorRT wheels ship no headers; CI passes them)")
+    if _nvcc() is None or _cuda_include() is None:
+        return "nvcc / the CUDA toolkit's headers not found: the plugin needs CUDA to compile"
+    if shutil.which("cmake") is None or custom_ops._find_cxx_compiler() is None:
+        return "cmake or a C++ compiler not found"
+    return None
+
+
+@pytest.fixture(scope="module", params=_trt_include_dirs() or ["none"])
+def trt_plugin(request, tmp_path_factory) -> tuple[str, Path, Path]:
+    """(TensorRT version, include dir, plugin library) built with CMake for one include dir; -Werror for our code."""
+    reason = _plugin_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    include = Path(request.param)
+    if not (include / "NvInfer.h").is_file():
+        pytest.fail(f"{TRT_INCLUDE_ENV} names {include}, which has no NvInfer.h")
+    build = tmp_path_factory.mktemp("trt-plugin")
+    configure = ["cmake", "-S", str(custom_ops.source_dir()), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
+                 f"-DTENSORRT_INCLUDE_DIR={include}", "-DCMAKE_CUDA_ARCHITECTURES=80",
+                 f"-DCMAKE_CUDA_COMPILER={_cuda_home() / 'bin' / 'nvcc'}", "-DCMAKE_CXX_FLAGS=-Werror"]  # fmt: skip
+    if shutil.which("ninja"):
+        configure[1:1] = ["-G", "Ninja"]
+    for command in (configure, ["cmake", "--build", str(build), "--target", "convbert_trt_plugin", "--parallel", "2"]):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, f"{shlex.join(command)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    version = re.search(r"TRT_MAJOR_ENTERPRISE (\d+).*?TRT_MINOR_ENTERPRISE (\d+)",
+                        (include / "NvInferVersion.h").read_text(), re.S)  # fmt: skip
+    return (".".join(version.groups()) if version else str(include)), include, build / "libconvbert_trt_plugin.so"
+
+
+def test_trt_plugin_needs_only_libc_and_libstdcxx(trt_plugin):
+    """No libnvinfer (optional for the build) and libcudart linked statically: only system libraries."""
+    _, _, library = trt_plugin
+    dynamic = subprocess.run(["readelf", "-d", str(library)], capture_output=True, text=True, check=True).stdout
+    needed = sorted(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dynamic))
+    assert not [n for n in needed if "nvinfer" in n or "cudart" in n], needed
+    symbols = subprocess.run(["nm", "-D", "--defined-only", str(library)], capture_output=True, text=True, check=True)
+    exported = {line.split()[-1] for line in symbols.stdout.splitlines() if " T " in line}
+    assert {"getCreators", "setLoggerFinder"} <= exported
+
+
+def test_trt_plugin_on_the_cpu_through_tensorrt_interfaces(trt_plugin, tmp_path):
+    """dlopen the plugin from a C++ harness compiled against the same headers; every check passes."""
+    version, include, library = trt_plugin
+    harness = tmp_path / "harness"
+    compiler = custom_ops._find_cxx_compiler()
+    command = [compiler, "-std=c++17", "-O1", "-Wall", "-Wextra", "-Werror", "-isystem", str(include),
+               "-isystem", str(_cuda_include()), str(HARNESS), "-o", str(harness), "-ldl"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"compiling the harness failed:\n{result.stderr[-4000:]}"
+    run = subprocess.run([str(harness), str(library)], capture_output=True, text=True, timeout=60)
+    print(f"TensorRT {version} headers:\n{run.stdout}{run.stderr}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    last = run.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"harness: (\d+) checks, 0 failed", last) and int(last.split()[1]) >= 40, last
+    assert "FAIL" not in run.stdout
+    for expected in ("refuses heads x kernel 64 x 255 over the 48 KB shared memory",
+                     "onShapeChange refuses kernel_logits (2, 4, 36)", "getOutputShapes (B, S, 64), (B, S, 36) -> (B, S, 64)",
+                     "createPlugin from INT32 fields", "createPlugin from INT64 fields", "configurePlugin accepts (-1, -1, 64)"):
+        assert expected in run.stdout
