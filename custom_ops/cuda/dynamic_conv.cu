@@ -82,7 +82,7 @@ cudaError_t launch(const void* value, const void* kernel_logits, void* out, int6
   int threads = ((channels + 31) / 32) * 32;
   threads = threads < 32 ? 32 : (threads > kThreads ? kThreads : threads);
   const size_t shared = sizeof(float) * static_cast<size_t>(num_heads) * kernel_size;
-  if (shared > 48 * 1024) return cudaErrorInvalidValue;
+  if (shared > sizeof(float) * kMaxCudaHeadsTimesKernel) return cudaErrorInvalidValue;
   dynamic_conv_kernel<T><<<static_cast<unsigned int>(rows), threads, shared, stream>>>(
       static_cast<const T*>(value), static_cast<const T*>(kernel_logits), static_cast<T*>(out), seq, num_heads,
       head_size, kernel_size);
@@ -95,7 +95,8 @@ cudaError_t launch_dynamic_conv(DynamicConvDType dtype, const void* value, const
                                 int64_t batch, int64_t seq, int32_t num_heads, int32_t head_size,
                                 int32_t kernel_size, cudaStream_t stream) {
   if (kernel_size < 1 || kernel_size % 2 == 0 || kernel_size > kMaxCudaKernelSize || num_heads < 1 ||
-      head_size < 1 || batch < 0 || seq < 0 || batch * seq > 0x7fffffffLL) {
+      head_size < 1 || int64_t{num_heads} * kernel_size > kMaxCudaHeadsTimesKernel || batch < 0 || seq < 0 ||
+      batch * seq > 0x7fffffffLL) {
     return cudaErrorInvalidValue;
   }
   if (batch * seq == 0) return cudaSuccess;

@@ -47,6 +47,12 @@ void logError(std::string const& message) noexcept {
   }
 }
 
+std::string dimsString(Dims const& dims) {
+  std::string out = "(";
+  for (int32_t i = 0; i < dims.nbDims; ++i) out += (i ? ", " : "") + std::to_string(dims.d[i]);
+  return out + ")";
+}
+
 struct DynamicConvParams {
   int32_t kernelSize{0};
   int32_t numHeads{0};
@@ -103,6 +109,14 @@ class DynamicConvPlugin final : public IPluginV3,
         return -1;
       }
     }
+    for (int32_t axis = 0; axis < 2; ++axis) {
+      int64_t const a = in[0].desc.dims.d[axis], b = in[1].desc.dims.d[axis];
+      if (a >= 0 && b >= 0 && a != b) {
+        logError(std::string("value and kernel_logits must have the same ") + (axis == 0 ? "batch" : "sequence") +
+                 " size, got " + std::to_string(a) + " and " + std::to_string(b));
+        return -1;
+      }
+    }
     int64_t const channels = in[0].desc.dims.d[2];
     int64_t const logitChannels = in[1].desc.dims.d[2];
     if (channels >= 0 && channels != int64_t{mParams.numHeads} * mParams.headSize) {
@@ -129,9 +143,29 @@ class DynamicConvPlugin final : public IPluginV3,
 
   int32_t getOutputShapes(DimsExprs const* inputs, int32_t nbInputs, DimsExprs const* /*shapeInputs*/,
                           int32_t /*nbShapeInputs*/, DimsExprs* outputs, int32_t nbOutputs,
-                          IExprBuilder& /*exprBuilder*/) noexcept override {
-    if (nbInputs != 2 || nbOutputs != 1 || inputs[0].nbDims != 3) return -1;
-    outputs[0] = inputs[0];  // (B, S, H*D)
+                          IExprBuilder& exprBuilder) noexcept override {
+    if (nbInputs != 2 || nbOutputs != 1 || inputs[0].nbDims != 3 || inputs[1].nbDims != 3) {
+      logError("getOutputShapes: expected 2 inputs of rank 3 (batch, sequence, channels) and 1 output");
+      return -1;
+    }
+    int64_t const channels = int64_t{mParams.numHeads} * mParams.headSize;
+    int64_t const logitChannels = int64_t{mParams.numHeads} * mParams.kernelSize;
+    IDimensionExpr const* c0 = inputs[0].d[2];
+    IDimensionExpr const* c1 = inputs[1].d[2];
+    if ((c0 != nullptr && c0->isConstant() && c0->getConstantValue() != channels) ||
+        (c1 != nullptr && c1->isConstant() && c1->getConstantValue() != logitChannels)) {
+      logError("getOutputShapes: value must be (B, S, " + std::to_string(channels) + ") and kernel_logits (B, S, " +
+               std::to_string(logitChannels) + ") for num_heads=" + std::to_string(mParams.numHeads) +
+               ", head_size=" + std::to_string(mParams.headSize) + ", kernel_size=" +
+               std::to_string(mParams.kernelSize));
+      return -1;
+    }
+    IDimensionExpr const* outChannels = exprBuilder.constant(channels);
+    if (outChannels == nullptr) return -1;
+    outputs[0].nbDims = 3;  // (B, S, H*D): B and S as value's (dynamic) dims
+    outputs[0].d[0] = inputs[0].d[0];
+    outputs[0].d[1] = inputs[0].d[1];
+    outputs[0].d[2] = outChannels;
     return 0;
   }
 
@@ -152,7 +186,21 @@ class DynamicConvPlugin final : public IPluginV3,
   // IPluginV3OneRuntime
   int32_t onShapeChange(PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* /*out*/,
                         int32_t nbOutputs) noexcept override {
-    if (nbInputs != 2 || nbOutputs != 1 || in[0].dims.nbDims != 3 || in[1].dims.nbDims != 3) return -1;
+    if (nbInputs != 2 || nbOutputs != 1 || in[0].dims.nbDims != 3 || in[1].dims.nbDims != 3) {
+      logError("onShapeChange: expected 2 inputs of rank 3 and 1 output");
+      return -1;
+    }
+    Dims const& v = in[0].dims;
+    Dims const& k = in[1].dims;
+    int64_t const channels = int64_t{mParams.numHeads} * mParams.headSize;
+    int64_t const logitChannels = int64_t{mParams.numHeads} * mParams.kernelSize;
+    // enqueue reads kernel_logits as (B, S, H*K) with value's B and S: anything else reads out of bounds
+    if (k.d[0] != v.d[0] || k.d[1] != v.d[1] || v.d[2] != channels || k.d[2] != logitChannels) {
+      logError("onShapeChange: kernel_logits must have value's batch and sequence sizes: expected value (B, S, " +
+               std::to_string(channels) + ") and kernel_logits (B, S, " + std::to_string(logitChannels) +
+               "), got value " + dimsString(v) + " and kernel_logits " + dimsString(k));
+      return -1;
+    }
     return 0;
   }
 
@@ -256,6 +304,13 @@ class DynamicConvPluginCreator final : public IPluginCreatorV3One {
         logError("invalid attributes: kernel_size=" + std::to_string(params.kernelSize) + " (odd, 1.." +
                  std::to_string(kMaxCudaKernelSize) + "), num_heads=" + std::to_string(params.numHeads) +
                  " (>= 1), head_size=" + std::to_string(params.headSize) + " (>= 1)");
+        return nullptr;
+      }
+      if (int64_t{params.numHeads} * params.kernelSize > kMaxCudaHeadsTimesKernel) {
+        logError("num_heads*kernel_size = " + std::to_string(int64_t{params.numHeads} * params.kernelSize) +
+                 " exceeds " + std::to_string(kMaxCudaHeadsTimesKernel) +
+                 ": the CUDA kernel keeps one row's softmax weights in 48 KB of shared memory; use fewer heads or "
+                 "a smaller kernel_size, or export with --dynamic-conv decomposed");
         return nullptr;
       }
       return new DynamicConvPlugin(params);
