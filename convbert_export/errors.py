@@ -36,6 +36,11 @@ class UnknownNameError(InvalidInputError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class IntegrityError(InvalidInputError):
+    """A directory's files do not match its manifest (edited, swapped, missing, or a symlink
+    leaving the directory); nothing was loaded from it."""
+
+
 class ExportError(ConvBertExportError):
     """The export itself failed (tracing, ONNX checking, writing the output)."""
 

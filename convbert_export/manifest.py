@@ -9,13 +9,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import InvalidInputError
+import os
+
+from .errors import IntegrityError, InvalidInputError
 from .fileio import read_json, sha256_file, write_json_atomic
 
 FORMAT = "convbert-export/1"
 MANIFEST = "manifest.json"
 # files that are written after the manifest (or are it) and so carry no checksum in it
 UNCHECKED = {MANIFEST, "validation.json", "validation.md"}
+# files a loader reads when present (tokenizer.json wins over vocab.txt): one the manifest does
+# not list is refused at load, since it would change what is served
+LOADED = ("model.onnx", "model.onnx.data", "config.json", "tokenizer.json", "vocab.txt",
+          "tokenizer_config.json", "special_tokens_map.json")
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,61 @@ def verify_checksums(export_dir: str | Path, manifest: Manifest | None = None) -
     for name in sorted(set(actual) - set(manifest.files)):
         problems.append(f"{name}: present but not listed in the manifest")
     return problems
+
+
+def symlink_problems(directory: str | Path) -> list[str]:
+    """Symlinks under ``directory`` whose target lies outside it (or is missing)."""
+    root = Path(directory).resolve()
+    problems = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            if not path.is_symlink():
+                continue
+            target = path.resolve()
+            if target != root and root not in target.parents:
+                problems.append(f"{path.relative_to(root)}: a symlink to {str(target)!r}, outside the directory")
+    return problems
+
+
+def verify_directory(directory: str | Path, manifest: Manifest | None = None, *,
+                     required=None, manifest_sha256: str | None = None) -> Manifest:
+    """Check every file a loader will read from ``directory`` against its manifest; return it.
+
+    Refused, in one :class:`IntegrityError` naming each file: a listed file that is missing
+    (only the names in ``required`` for a directory holding a subset, such as an engine
+    directory; default: every listed file), changed or unreadable; a file a loader reads that
+    the manifest does not list (see ``LOADED``); a symlink whose target leaves the directory;
+    with ``manifest_sha256``, a manifest.json with another sha256 (an engine directory records
+    the one it was built from). Runs before any session is created.
+    """
+    directory = Path(directory)
+    problems = symlink_problems(directory)
+    if manifest_sha256 is not None and sha256_file(directory / MANIFEST) != manifest_sha256:
+        problems.append(f"{MANIFEST}: sha256 differs from the one recorded when the directory was built")
+    manifest = manifest or load_manifest(directory)
+    for name, digest in manifest.files.items():
+        path = directory / name
+        if not path.is_file():
+            if required is None or name in required:
+                problems.append(f"{name}: listed in the manifest but missing")
+            continue
+        try:
+            actual = sha256_file(path)
+        except OSError as exc:
+            problems.append(f"{name}: unreadable ({exc.strerror})")
+            continue
+        if actual != digest:
+            problems.append(f"{name}: sha256 {actual[:12]}... differs from the manifest's {digest[:12]}...")
+    for name in LOADED:
+        if name not in manifest.files and (directory / name).exists():
+            problems.append(f"{name}: present but not listed in the manifest")
+    if problems:
+        raise IntegrityError(
+            f"{str(directory)!r} does not match its manifest, refusing to load it: {'; '.join(problems)}. "
+            "Re-export (or rebuild) it, or pass --no-verify (verify=False) only if you trust these files"
+        )
+    return manifest
 
 
 def write_manifest(directory: str | Path, manifest: Manifest) -> None:

@@ -65,8 +65,11 @@ def _jsonable(value):
 @click.option("--threads", default=0, show_default=True, type=click.IntRange(0),
               help="ONNX Runtime intra-op threads (0 = all cores); export directories only.")
 @click.option("--chunk", default=256, show_default=True, type=click.IntRange(1), help="Lines read per step.")
+@click.option("--no-verify", "no_verify", is_flag=True,
+              help="Skip checking DIR's files against its manifest's sha256 (only for a directory "
+                   "verified when it was deployed).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
-def command(export_dir, texts, input_path, output_path, batch_size, provider, threads, chunk, quiet):
+def command(export_dir, texts, input_path, output_path, batch_size, provider, threads, chunk, no_verify, quiet):
     """Run DIR (an export or a TensorRT engine directory) on texts: JSON lines in, JSON lines out."""
     from ..errors import InvalidInputError
     from ..runtime.pipelines import Pipeline, is_engine_dir
@@ -96,7 +99,8 @@ def command(export_dir, texts, input_path, output_path, batch_size, provider, th
 
         settings = OrtSettings(intra_op_threads=threads, inter_op_threads=1 if threads else 0)
     with progress.step(f"loading {export_dir}"):
-        pipe = Pipeline.from_export(export_dir, provider=provider, batch_size=batch_size, settings=settings)
+        pipe = Pipeline.from_export(export_dir, provider=provider, batch_size=batch_size, settings=settings,
+                                    verify=not no_verify)
     # --output is written to a temporary file beside it and renamed at the end: an interrupted
     # run never leaves a half-written output file behind
     tmp_path = None

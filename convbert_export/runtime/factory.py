@@ -22,13 +22,30 @@ from pathlib import Path
 from ..errors import lookup
 from .base import Runner
 
-__all__ = ["create_runner", "runner_class", "backend_for", "is_engine_dir"]
+__all__ = ["create_runner", "runner_class", "backend_for", "is_engine_dir", "verify_dir"]
 
 
 def is_engine_dir(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a TensorRT engine directory (it holds ``engine.json``), as written by
     ``convbert-export build-engine``; otherwise it is taken for an export directory."""
     return (Path(path) / "engine.json").is_file()
+
+
+def verify_dir(path: str | os.PathLike) -> None:
+    """Check every file a loader reads from an export or engine directory against its manifest
+    (see :func:`convbert_export.manifest.verify_directory`); raises IntegrityError. An engine
+    directory holds the export's manifest (its sha256 recorded in engine.json), config and
+    tokenizer files; its plan is checked against engine.json when the runner starts."""
+    from ..manifest import LOADED, verify_directory
+
+    if is_engine_dir(path):
+        from ..engine.metadata import read_engine_info
+
+        info = read_engine_info(path)
+        copied = [name for name in LOADED if not name.startswith("model.onnx")]  # the plan replaces the model
+        verify_directory(path, required=copied, manifest_sha256=(info.source or {}).get("manifest_sha256"))
+    else:
+        verify_directory(path)
 
 
 def backend_for(path: str | os.PathLike) -> str:

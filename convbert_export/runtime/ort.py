@@ -99,10 +99,14 @@ class OrtSettings:
                 raise InvalidInputError(f"{name} must be >= 0 (0 = ORT's choice), got {getattr(self, name)}")
 
 
-def _model_and_manifest(path: str | os.PathLike) -> tuple[Path, dict | None]:
+def _model_and_manifest(path: str | os.PathLike, verify: bool = True) -> tuple[Path, dict | None]:
     path = Path(path)
     if path.is_dir():
         manifest = read_manifest(path)
+        if verify:
+            from ..manifest import verify_directory
+
+            verify_directory(path)
         model = path / "model.onnx"
         if not model.is_file():
             raise InvalidInputError(f"export directory {str(path)!r} has no model.onnx")
@@ -112,7 +116,13 @@ def _model_and_manifest(path: str | os.PathLike) -> tuple[Path, dict | None]:
             f"model not found: {str(path)!r}; expected an export directory or a .onnx file"
         )
     manifest_path = path.parent / "manifest.json"
-    return path, (read_manifest(path.parent) if manifest_path.is_file() else None)
+    if not manifest_path.is_file():
+        return path, None
+    if verify:
+        from ..manifest import verify_directory
+
+        verify_directory(path.parent)
+    return path, read_manifest(path.parent)
 
 
 def resolve_providers(provider: str, available: list[str], strict: bool = False) -> tuple[str, list[str]]:
@@ -151,6 +161,8 @@ class OrtRunner(Runner):
         settings: session settings.
         limits: input value ranges; default: the manifest's ``model`` section.
         strict: a provider this onnxruntime lacks is an error, not a fallback with a warning.
+        verify: check the directory's files against its manifest's sha256 first (raises
+            IntegrityError); ``False`` for callers that verified it already.
 
     Attributes (after ``start``): ``provider`` (the one used), ``session``, ``library`` (how
     the DynamicConv library was handled: ``not needed``, ``loaded (NAME)``, ``not loaded...``).
@@ -163,8 +175,9 @@ class OrtRunner(Runner):
         settings: OrtSettings | None = None,
         limits: ModelLimits | None = None,
         strict: bool = False,
+        verify: bool = True,
     ):
-        self.model_path, self.manifest = _model_and_manifest(model)
+        self.model_path, self.manifest = _model_and_manifest(model, verify)
         lookup(PROVIDERS, provider, "provider")
         if limits is None and self.manifest is not None:
             limits = ModelLimits.from_mapping(self.manifest.get("model"))

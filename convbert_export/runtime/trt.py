@@ -81,12 +81,20 @@ class TrtRunner(Runner):
         runtime_cache: TensorRT for RTX only: a file for the kernels it compiles at run time,
             loaded on start and saved on close, so later starts skip the compilation.
         limits: input value ranges; default: engine.json's ``model`` section.
+        verify: check the directory's manifest, config and tokenizer files against the
+            manifest (and the manifest against engine.json) first; the plan's sha256 is
+            always checked before it is deserialized.
     """
 
     def __init__(self, engine_dir: str | os.PathLike, *, device: int = 0, max_contexts: int | None = None,
                  plugin_library: str | os.PathLike | None = None,
-                 runtime_cache: str | os.PathLike | None = None, limits: ModelLimits | None = None):
+                 runtime_cache: str | os.PathLike | None = None, limits: ModelLimits | None = None,
+                 verify: bool = True):
         self.engine_dir = Path(engine_dir)
+        if verify:
+            from .factory import verify_dir
+
+            verify_dir(self.engine_dir)
         self.info: EngineInfo = read_engine_info(self.engine_dir)
         super().__init__(limits=limits or ModelLimits.from_mapping(self.info.model), name="TrtRunner")
         self.device = device

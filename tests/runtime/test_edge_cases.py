@@ -68,6 +68,12 @@ def _export_with_extra_token(artifacts, tmp_path, token: str = "zzextra"):
     data["added_tokens"].append({"id": new_id, "content": token, "single_word": False, "lstrip": False,
                                  "rstrip": False, "normalized": True, "special": False})
     (copy / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
+    # a deliberate edit: record it in the manifest, as a deployer re-signing the directory would
+    from convbert_export.fileio import sha256_file
+
+    manifest = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"]["tokenizer.json"] = sha256_file(copy / "tokenizer.json")
+    (copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     return copy
 
 

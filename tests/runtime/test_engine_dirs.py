@@ -182,3 +182,28 @@ def test_engine_pipeline_matches_onnxruntime(dirs, capsys):
     row = json.loads(out)
     assert_close_nested(row["result"], expected, atol=1e-4)
     assert np.isfinite(row["result"]["score"])
+
+
+def test_engine_dir_files_are_verified_before_loading(dirs, tmp_path):
+    """An edited tokenizer.json or manifest.json in an engine directory is refused before any
+    TensorRT work (issue 11, item 1); verify=False gets past it (to the next check)."""
+    from convbert_export.errors import IntegrityError
+    from convbert_export.runtime.pipeline import Pipeline
+
+    _, engine = dirs
+    copy = tmp_path / "engine"
+    shutil.copytree(engine, copy)
+    with (copy / "tokenizer.json").open("a", encoding="utf-8") as handle:
+        handle.write("\n")  # still valid JSON, another sha256
+    with pytest.raises(IntegrityError, match="tokenizer.json"):
+        Pipeline.from_export(copy)
+    shutil.copyfile(engine / "tokenizer.json", copy / "tokenizer.json")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["files"]["tokenizer.json"] = "0" * 64
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IntegrityError, match="manifest.json"):
+        Pipeline.from_export(copy)
+    with pytest.raises(MissingDependencyError):  # past verification: no GPU here (or it runs)
+        if _gpu_missing() is None:
+            raise MissingDependencyError("a GPU is present: verification was skipped as asked")
+        Pipeline.from_export(copy, verify=False)

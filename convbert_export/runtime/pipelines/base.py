@@ -48,7 +48,7 @@ from ...errors import InvalidInputError, RequestError, UnknownNameError
 from ...tasks import TaskSpec, get_task
 from ...tokenization import Encoding, Tokenizer
 from ..base import Runner, nonfinite_rows, read_manifest
-from ..factory import create_runner, is_engine_dir  # noqa: F401 - is_engine_dir re-exported
+from ..factory import create_runner, is_engine_dir, verify_dir  # noqa: F401 - is_engine_dir re-exported
 
 __all__ = ["Pipeline", "Feature", "is_engine_dir", "DEFAULT_MAX_INPUT_CHARS"]
 
@@ -175,6 +175,7 @@ class Pipeline:
         batch_size: int = 8,
         settings=None,
         runner: Runner | None = None,
+        verify: bool = True,
         **kwargs,
     ) -> "Pipeline":
         """The pipeline of the directory's task, on ONNX Runtime, TensorRT or ``runner``.
@@ -192,11 +193,18 @@ class Pipeline:
                 ONNX Runtime only, refused for an engine directory.
             runner: use this runner instead (TorchRunner, a TrtRunner with custom options);
                 ``provider`` and ``settings`` are then unused.
+            verify: check every file the pipeline reads (model, config, tokenizer files; for
+                an engine directory, also manifest.json against engine.json) against the
+                manifest's sha256 before anything is loaded; ``False`` skips it, for callers
+                that verified the directory when they deployed it. A TensorRT plan's own hash is
+                always checked.
             **kwargs: ``max_input_chars``.
 
         Raises:
             InvalidInputError: not an export or engine directory, or a provider/settings
                 that the directory cannot use.
+            IntegrityError: (``verify``) a file differs from the manifest, is missing, is not
+                listed, or is a symlink leaving the directory.
             UnknownNameError: the task has no pipeline.
             MissingDependencyError: (engine directory) TensorRT, a CUDA Python API or a GPU
                 is missing; raised when the runner starts, before any work.
@@ -206,8 +214,10 @@ class Pipeline:
         task = read_manifest(export_dir).get("task")
         if task not in PIPELINES:
             raise UnknownNameError(f"no pipeline for task {task!r}; expected one of: {', '.join(PIPELINES)}")
+        if verify:
+            verify_dir(export_dir)
         if runner is None:
-            runner = create_runner(export_dir, provider=provider, settings=settings)
+            runner = create_runner(export_dir, provider=provider, settings=settings, verify=False)
         target = PIPELINES[task] if cls is Pipeline else cls
         return target(runner, export_dir, batch_size=batch_size, **kwargs)
 

@@ -1,0 +1,113 @@
+"""Integrity at load (issue 11, items 1-5): checksums verified before any session, symlinks
+leaving the directory refused, --force only over our own or empty directories, SIGTERM cleanup
+and stale partials, shard-index traversal refused, non-finite weights warned."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from convbert_export.errors import IntegrityError
+
+
+def _cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    code = "import sys; from convbert_export.cli import main; sys.exit(main(sys.argv[1:]))"
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=300, cwd=cwd, env=env)
+
+
+@pytest.fixture(scope="module")
+def demo_export(tmp_path_factory) -> Path:
+    from convbert_export.export import ExportSettings, ModelSource, export_tasks
+
+    out = tmp_path_factory.mktemp("integrity") / "clf"
+    export_tasks(ModelSource.from_preset("demo"), ["text-classification"], out, ExportSettings(validate=False))
+    return out
+
+
+@pytest.fixture
+def export_copy(demo_export, tmp_path) -> Path:
+    copy = tmp_path / "clf"
+    shutil.copytree(demo_export, copy)
+    return copy
+
+
+def _flip_a_weight(path: Path) -> None:
+    """Change one byte of an initializer in the middle of model.onnx (still a valid model)."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_pipeline_refuses_an_edited_model(export_copy):
+    from convbert_export.runtime.pipeline import Pipeline
+
+    _flip_a_weight(export_copy / "model.onnx")
+    with pytest.raises(IntegrityError, match="model.onnx") as info:
+        Pipeline.from_export(export_copy)
+    assert "\n" not in str(info.value) and "--no-verify" in str(info.value)
+    # the opt-out serves it (the caller verified at deploy time)
+    with Pipeline.from_export(export_copy, verify=False) as pipe:
+        assert pipe("a fine movie")[0]["label"] in ("LABEL_0", "LABEL_1")
+
+
+def test_ort_runner_refuses_an_edited_model(export_copy):
+    from convbert_export.runtime.ort import OrtRunner
+
+    _flip_a_weight(export_copy / "model.onnx")
+    with pytest.raises(IntegrityError, match="model.onnx"):
+        OrtRunner(export_copy)
+
+
+def test_edited_vocab_and_added_tokenizer_json_are_refused(export_copy, demo_export):
+    from convbert_export.runtime.pipeline import Pipeline
+
+    with (export_copy / "vocab.txt").open("a", encoding="utf-8") as handle:
+        handle.write("extra\n")
+    with pytest.raises(IntegrityError, match="vocab.txt"):
+        Pipeline.from_export(export_copy)
+    shutil.copyfile(demo_export / "vocab.txt", export_copy / "vocab.txt")
+    Pipeline.from_export(export_copy).close()  # restored: loads
+    (export_copy / "tokenizer.json").write_text("{}", encoding="utf-8")  # would be read before vocab.txt
+    with pytest.raises(IntegrityError, match="tokenizer.json"):
+        Pipeline.from_export(export_copy)
+
+
+def test_swapped_symlink_and_symlink_leaving_the_directory(export_copy, tmp_path):
+    from convbert_export.runtime.pipeline import Pipeline
+
+    # a symlink to an identical file outside the directory is refused all the same
+    outside = tmp_path / "outside-vocab.txt"
+    shutil.copyfile(export_copy / "vocab.txt", outside)
+    (export_copy / "vocab.txt").unlink()
+    (export_copy / "vocab.txt").symlink_to(outside)
+    with pytest.raises(IntegrityError, match="vocab.txt.*outside"):
+        Pipeline.from_export(export_copy)
+    # a symlink inside the directory to an identical file is fine; swapped to another, refused
+    (export_copy / "vocab.txt").unlink()
+    shutil.copyfile(outside, export_copy / "vocab-real.txt")
+    (export_copy / "vocab.txt").symlink_to("vocab-real.txt")
+    Pipeline.from_export(export_copy).close()
+    (export_copy / "vocab.txt").unlink()
+    (export_copy / "vocab.txt").symlink_to("config.json")
+    with pytest.raises(IntegrityError, match="vocab.txt"):
+        Pipeline.from_export(export_copy)
+
+
+def test_predict_cli_refuses_then_no_verify_serves(export_copy):
+    _flip_a_weight(export_copy / "model.onnx")
+    result = _cli("predict", str(export_copy), "--text", "a fine movie", "-q")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "model.onnx" in result.stderr and result.stdout == ""
+    result = _cli("predict", str(export_copy), "--text", "a fine movie", "-q", "--no-verify")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["result"]["label"] in ("LABEL_0", "LABEL_1")
