@@ -91,11 +91,11 @@ class TrtRunner(Runner):
                  runtime_cache: str | os.PathLike | None = None, limits: ModelLimits | None = None,
                  verify: bool = True):
         self.engine_dir = Path(engine_dir)
+        self.info: EngineInfo = read_engine_info(self.engine_dir)
         if verify:
             from .factory import verify_dir
 
             verify_dir(self.engine_dir)
-        self.info: EngineInfo = read_engine_info(self.engine_dir)
         super().__init__(limits=limits or ModelLimits.from_mapping(self.info.model), name="TrtRunner")
         self.device = device
         self.max_contexts = max_contexts if max_contexts is not None else len(self.info.profiles)
