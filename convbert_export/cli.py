@@ -26,6 +26,8 @@ COMMANDS: dict[str, str] = {
     "optimize": "optimize",
     "benchmark": "benchmark",
     "build-engine": "build_engine",
+    "triton": "triton",
+    "serve": "serve",
 }
 
 _HELP = {
@@ -37,6 +39,8 @@ _HELP = {
     "optimize": "Write an optimized (fused, int8 or fp16) copy of an export directory.",
     "benchmark": "Benchmark export directories against the PyTorch reference.",
     "build-engine": "Build a TensorRT (or TensorRT for RTX) engine from an export directory.",
+    "triton": "Write a Triton Inference Server model repository for exports or engines.",
+    "serve": "Serve an export or engine directory over HTTP with Ray Serve.",
 }
 
 

@@ -22,34 +22,7 @@ import sys
 import click
 
 from ..progress import Progress
-
-
-def _item_for(task: str, record):
-    if not isinstance(record, dict):
-        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
-    if task == "question-answering":
-        return {"question": record.get("question"), "context": record.get("context")}
-    if task == "multiple-choice":
-        return {"prompt": record.get("prompt"), "choices": record.get("choices")}
-    if "text" not in record:
-        raise ValueError(f"expected a \"text\" field, got keys {sorted(record)}")
-    if task == "text-classification" and record.get("text_pair") is not None:
-        return {"text": record["text"], "text_pair": record["text_pair"]}
-    return record["text"]
-
-
-def _jsonable(value):
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+from ..records import RecordError, answer_records, parse_line
 
 
 @click.command(name="predict")
@@ -118,22 +91,13 @@ def command(export_dir, texts, input_path, output_path, batch_size, provider, th
         with pipe:
             for start in range(0, len(lines), chunk):
                 block = lines[start : start + chunk]
-                items, results = [], [None] * len(block)
-                for offset, (_, raw) in enumerate(block):
+                records = []
+                for _, raw in block:
                     try:
-                        record = json.loads(raw.decode("utf-8"))
-                        items.append((offset, _item_for(pipe.task, record)))
-                    except UnicodeDecodeError as exc:
-                        results[offset] = {"error": f"invalid UTF-8 at byte {exc.start}; save the file as UTF-8"}
-                    except (json.JSONDecodeError, ValueError) as exc:
-                        results[offset] = {"error": f"bad input line: {exc}"}
-                if items:
-                    outputs = pipe.run_many([item for _, item in items])
-                    for (offset, _), result in zip(items, outputs):
-                        if isinstance(result, Exception):
-                            results[offset] = {"error": str(result)}
-                        else:
-                            results[offset] = {"result": _jsonable(result)}
+                        records.append(parse_line(raw))
+                    except RecordError as exc:
+                        records.append(exc)
+                results = answer_records(pipe, records)
                 for offset, result in enumerate(results):
                     out.write(json.dumps({"line": block[offset][0], **result}, ensure_ascii=False) + "\n")
                 out.flush()
