@@ -6,7 +6,9 @@
 Steps: read and verify the export's manifest; parse ``model.onnx`` (with full TensorRT and a
 custom-op export, the DynamicConv plugin library is loaded first and the parser told to prefer
 the plugin over the model-local function; TensorRT for RTX has no plugins and imports the
-function body); add the optimization profiles; set precision (builder flags, or for the strongly
+function body); count the plugin layers (none when a plugin was expected is an error: the parser
+imported the function body; ``build.dynamic_conv`` in engine.json records what was built); add
+the optimization profiles; set precision (builder flags, or for the strongly
 typed TensorRT for RTX the export's own types); load the timing cache; build; write
 ``model.plan`` + ``engine.json`` (+ the export's tokenizer, config and manifest, so the engine
 directory is self-contained) atomically; save the timing cache.
@@ -99,6 +101,7 @@ def build_engine(export_dir: str | Path, output_dir: str | Path,
                 + ("; " + "; ".join(logger.errors) if logger.errors else "")
             )
     _check_network(network, manifest, task)
+    dynamic_conv = _dynamic_conv_layers(trt, network, backend, version, manifest, plugin_expected=plugin_info is not None)
 
     config = builder.create_builder_config()
     if settings.workspace_mb is not None:
@@ -165,6 +168,7 @@ def build_engine(export_dir: str | Path, output_dir: str | Path,
             "fp16_flag": settings.fp16,
             "int8_flag": settings.int8,
             "timing_cache": cache_note,
+            "dynamic_conv": dynamic_conv,
         },
     )
     with progress.step(f"writing {output_dir}"):
@@ -244,6 +248,29 @@ def _check_network(network, manifest: Manifest, task) -> None:
                 f"network input {tensor.name!r} has rank {len(tensor.shape)}, expected "
                 f"{len(task.input_axes)} ({', '.join(task.input_axes)}); re-export the model"
             )
+
+
+def _dynamic_conv_layers(trt, network, backend, version: str, manifest: Manifest, plugin_expected: bool) -> dict:
+    """What the parsed network made of DynamicConv, for engine.json; refuses a silently lost plugin.
+
+    ``implementation``: ``plugin`` (plugin layers), ``function-body`` (a custom-op export whose
+    model-local function was imported: TensorRT for RTX, which cannot run plugins) or
+    ``decomposed`` (a decomposed export). Raises BuildError when the plugin was expected and the
+    parser imported the function body instead (TensorRT < 10.15 or no ENABLE_PLUGIN_OVERRIDE).
+    """
+    plugin_layers = sum("PLUGIN" in network.get_layer(i).type.name for i in range(network.num_layers))
+    if not manifest.uses_custom_op:
+        return {"implementation": "decomposed", "plugin_layers": plugin_layers}
+    if plugin_expected and plugin_layers == 0:
+        override = hasattr(trt.OnnxParserFlag, "ENABLE_PLUGIN_OVERRIDE")
+        raise BuildError(
+            f"{backend.label} {version} parsed the custom-op export without any {PLUGIN_NAME} plugin layer: "
+            "its ONNX parser imported the model-local function instead of the loaded plugin "
+            + ("(the plugin override parser flag is set, yet the nodes were not mapped to the plugin)"
+               if override else "(this version lacks the ENABLE_PLUGIN_OVERRIDE parser flag of TensorRT >= 10.15)")
+            + "; use TensorRT >= 10.15, or re-export with --dynamic-conv decomposed"
+        )
+    return {"implementation": "plugin" if plugin_layers else "function-body", "plugin_layers": plugin_layers}
 
 
 def _load_plugin(trt, settings: EngineSettings, progress: Progress) -> dict:

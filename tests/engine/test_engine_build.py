@@ -41,6 +41,9 @@ def test_engine_for_every_task(task, mode, trt_rtx, export_dir, rtx_engine):
     assert data["target"]["gpu"] == "any RTX"
     assert data["precision"] == "fp32"
     assert data["plugin"] is None  # TensorRT for RTX has no plugins: the function body is built
+    # ... and engine.json says so (a custom-op export's DynamicConv became the function body)
+    expected = "function-body" if mode == "custom-op" else "decomposed"
+    assert data["build"]["dynamic_conv"] == {"implementation": expected, "plugin_layers": 0}
     # the plan on disk is the one engine.json describes
     assert data["plan"]["sha256"] == sha256_file(engine / "model.plan")
     assert data["plan"]["bytes"] == (engine / "model.plan").stat().st_size > 100_000
@@ -74,6 +77,25 @@ def test_custom_op_export_imports_the_local_function(task, mode, trt_rtx, export
     types = {network.get_layer(i).type for i in range(network.num_layers)}
     assert not {t for t in types if "PLUGIN" in t.name}
     assert trt_rtx.LayerType.SOFTMAX in types  # the function body's softmax over kernel taps
+
+
+def test_a_plugin_lost_in_parsing_is_an_error(trt_rtx, export_dir):
+    """With a plugin expected, a network whose parser imported the function body (no plugin layer:
+    what TensorRT < 10.15 does) is refused instead of being recorded as a plugin engine."""
+    from convbert_export.engine.backends import get_backend
+    from convbert_export.engine.builder import _dynamic_conv_layers
+
+    source = export_dir("fill-mask", "custom-op")
+    logger = trt_rtx.Logger(trt_rtx.Logger.ERROR)
+    network = trt_rtx.Builder(logger).create_network(0)
+    assert trt_rtx.OnnxParser(network, logger).parse_from_file(str(source / "model.onnx"))
+    manifest = load_manifest(source)
+    backend = get_backend("tensorrt-rtx")
+    with pytest.raises(BuildError, match=r"without any DynamicConv plugin layer.*imported the model-local function"
+                                         r".*re-export with --dynamic-conv decomposed"):
+        _dynamic_conv_layers(trt_rtx, network, backend, trt_rtx.__version__, manifest, plugin_expected=True)
+    assert _dynamic_conv_layers(trt_rtx, network, backend, "x", manifest, plugin_expected=False) == {
+        "implementation": "function-body", "plugin_layers": 0}
 
 
 def test_multi_profile_and_timing_cache(trt_rtx, export_dir, tmp_path):
