@@ -47,7 +47,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, MissingDependencyError, RequestError
 from ..fileio import atomic_directory, sha256_file, write_text_atomic
-from ..manifest import Manifest, load_manifest, verify_checksums
+from ..manifest import LOADED, Manifest, load_manifest, verify_directory
 from ..tasks import get_task
 from ..tokenization import TOKENIZER_FILES
 
@@ -144,13 +144,11 @@ class _Source:
 def _source(directory: Path, name: str) -> _Source:
     from ..runtime import is_engine_dir
 
+    from ..runtime.factory import verify_dir
+
     manifest = load_manifest(directory)
+    verify_dir(directory)  # every file against the manifest (IntegrityError names each one)
     if not is_engine_dir(directory):
-        problems = verify_checksums(directory, manifest)
-        if problems:
-            raise InvalidInputError(
-                f"{directory}: files do not match its manifest ({'; '.join(problems)}); re-export it"
-            )
         return _Source(directory, name, manifest)
     from ..engine.metadata import PLAN, read_engine_info
 
@@ -412,9 +410,10 @@ def write_repository(sources, output, settings: TritonSettings | None = None, fo
 def _step_pipeline(directory: Path):
     """A Pipeline over ``directory`` (manifest, config, tokenizer) whose model runs elsewhere."""
     from ..runtime.base import Runner, TensorMeta
-    from ..runtime.pipeline import Pipeline
+    from ..runtime import Pipeline
 
-    manifest = load_manifest(directory)
+    # the step holds the export's manifest, config and tokenizer files, not its model
+    manifest = verify_directory(directory, required=[n for n in LOADED if not n.startswith("model.onnx")])
 
     class StepRunner(Runner):
         def start_impl(self):
@@ -427,7 +426,7 @@ def _step_pipeline(directory: Path):
         def run_impl(self, feeds):
             raise RuntimeError("the model runs as the ensemble's model step, not inside this Python step")
 
-    return Pipeline.from_export(directory, runner=StepRunner(name="ensemble model step"))
+    return Pipeline.from_export(directory, runner=StepRunner(name="ensemble model step"), verify=False)
 
 
 class TextStep:
