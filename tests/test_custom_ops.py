@@ -405,3 +405,44 @@ def test_trt_plugin_on_the_cpu_through_tensorrt_interfaces(trt_plugin, tmp_path)
                      "onShapeChange refuses kernel_logits (2, 4, 36)", "getOutputShapes (B, S, 64), (B, S, 36) -> (B, S, 64)",
                      "createPlugin from INT32 fields", "createPlugin from INT64 fields", "configurePlugin accepts (-1, -1, 64)"):
         assert expected in run.stdout
+
+
+# ---- ONNX Runtime sessions: the CPU-only library is registered for CPU sessions only -------------
+def _dynamic_conv_model_file(tmp_path: Path) -> Path:
+    path = tmp_path / "dynamic_conv.onnx"
+    path.write_bytes(_model(3, 2, 4, TensorProto.FLOAT))
+    return path
+
+
+def test_cpu_session_gets_the_library(library, tmp_path):
+    from convbert_export.runtime.ort import OrtRunner, OrtSettings
+
+    value, logits = _inputs(1, 5, 2, 4, 3, np.float32)
+    with OrtRunner(_dynamic_conv_model_file(tmp_path), "cpu", OrtSettings(custom_ops="required")) as runner:
+        assert runner.custom_ops_registered and runner.library == f"loaded ({library.name})"
+        out = runner.session.run(None, {"value": value, "kernel_logits": logits})[0]
+    np.testing.assert_allclose(out, _reference(value, logits, 3, 2), atol=1e-6)
+
+
+@pytest.mark.parametrize("provider", ["cuda", "tensorrt"])
+def test_gpu_sessions_do_not_get_the_cpu_only_library_and_say_so(library, tmp_path, provider):
+    """A CUDA/TensorRT session would run the CPU kernel with a host round trip per layer: the
+    runner leaves the library out (the function body runs on the GPU) and warns; 'required' fails."""
+    import onnxruntime
+
+    from convbert_export.errors import MissingDependencyError
+    from convbert_export.runtime.ort import OrtRunner, OrtSettings
+
+    runner = OrtRunner(_dynamic_conv_model_file(tmp_path), provider, OrtSettings(custom_ops="auto"))
+    runner.provider = provider  # what start() sets once the provider resolved (this onnxruntime may lack it)
+    options = onnxruntime.SessionOptions()
+    with pytest.warns(RuntimeWarning, match=f"not loaded for the {provider} provider: it has CPU kernels only"):
+        runner._register_custom_ops(options)
+    assert not runner.custom_ops_registered and "host and back" in runner.library
+    # the options really carry no library: a session on them cannot run DynamicConv without the function
+    with pytest.raises(Exception, match="DynamicConv"):
+        onnxruntime.InferenceSession(_model(3, 2, 4, TensorProto.FLOAT), options, providers=["CPUExecutionProvider"])
+    strict = OrtRunner(_dynamic_conv_model_file(tmp_path), provider, OrtSettings(custom_ops="required"))
+    strict.provider = provider
+    with pytest.raises(MissingDependencyError, match="CPU kernels only"):
+        strict._register_custom_ops(onnxruntime.SessionOptions())

@@ -13,7 +13,9 @@
   never compiles and warns when the library is missing; ``auto`` builds it when needed;
   ``required`` fails without it; ``off`` never registers it). Without the library ORT runs the
   model-local function carried in the graph instead (same result, slower); ``runner.library``
-  says which ran.
+  says which ran. The library has CPU kernels only, so CUDA and TensorRT sessions never get it
+  (each layer would copy to the host and back): they run the function body on the GPU, and a
+  warning says so.
 * IO binding on CUDA: inputs copied once, outputs allocated by ORT on the device and copied
   back once per call.
 
@@ -42,6 +44,12 @@ PROVIDERS: dict[str, str] = {
     "tensorrt": "TensorrtExecutionProvider",
 }
 _FALLBACK = {"tensorrt": ["cuda", "cpu"], "cuda": ["cpu"], "cpu": []}
+
+#: Why a GPU session does not get the DynamicConv library (runner.library).
+CPU_ONLY_LIBRARY_NOTE = (
+    "not loaded for the {provider} provider: it has CPU kernels only (every layer would copy to the "
+    "host and back); ONNX Runtime runs the model-local function on the GPU instead (same result)"
+)
 
 _OPT_LEVELS = ("disable", "basic", "extended", "all")
 _CUSTOM_OPS = ("if-built", "auto", "required", "off")
@@ -216,6 +224,15 @@ class OrtRunner(Runner):
         mode = self.settings.custom_ops
         if mode == "off" or not self.settings.register_custom_ops:
             self.library = "not loaded (model-local function)"
+            return
+        if self.provider != "cpu":
+            self.library = CPU_ONLY_LIBRARY_NOTE.format(provider=self.provider)
+            if mode == "required":
+                raise MissingDependencyError(
+                    f"custom_ops='required' cannot be met on the {self.provider} provider: the DynamicConv "
+                    "library has CPU kernels only; use provider 'cpu', or custom_ops 'if-built'/'auto'"
+                )
+            warnings.warn(f"DynamicConv custom-op library {self.library}", RuntimeWarning, stacklevel=4)
             return
         try:
             from .. import custom_ops  # noqa: PLC0415 - optional part, loaded on start
