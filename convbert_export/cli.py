@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "build-engine": "build_engine",
     "triton": "triton",
     "serve": "serve",
+    "evaluate": "evaluate",
 }
 
 _HELP = {
@@ -41,6 +42,7 @@ _HELP = {
     "build-engine": "Build a TensorRT (or TensorRT for RTX) engine from an export directory.",
     "triton": "Write a Triton Inference Server model repository for exports or engines.",
     "serve": "Serve an export or engine directory over HTTP with Ray Serve.",
+    "evaluate": "Score the reference and exports on labeled data (metrics, intervals, HTML report).",
 }
 
 

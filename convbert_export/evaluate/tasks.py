@@ -1,0 +1,379 @@
+"""Per-task evaluation: which fields a row needs, how a pipeline result becomes a prediction,
+the task's standard metrics, and how far a variant's prediction is from the reference's.
+
+One :class:`TaskEval` subclass per task, registered in ``EVALUATORS`` (a lookup miss lists what
+exists). A row the task cannot use raises :class:`~.data.BadRow` with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import UnknownNameError
+from . import metrics as M
+from .data import BadRow
+
+
+@dataclass
+class Example:
+    line: int          # the data file's line (CSV: its record's last line)
+    inputs: Any        # what the task's pipeline takes
+    gold: Any
+    text: str          # shown in the report
+    extra: Any = None  # what the task needs besides the inputs (word starts)
+
+
+def _field(fields: dict, names: tuple[str, ...], what: str):
+    for name in names:
+        if name in fields and fields[name] is not None:
+            return fields[name]
+    raise BadRow(f"missing field {names[0]!r}" + (f" (or {', '.join(map(repr, names[1:]))})" if names[1:] else "")
+                 + f" for {what}; rename a column with --column {names[0]}=FIELD")
+
+
+def _text(value, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadRow(f"{name} must be a non-empty string, got {value!r:.60}")
+    return value
+
+
+class TaskEval:
+    """The evaluation of one task. ``ctx`` is the export's :class:`Pipeline` (labels, tokenizer)."""
+
+    task = ""
+    primary = ""          # the metric a reviewer reads first
+    params: dict = {}     # pipeline call parameters
+
+    def __init__(self, pipeline):
+        self.id2label: dict[int, str] = dict(pipeline.id2label)
+        self.label2id = {v: k for k, v in self.id2label.items()}
+        self.tokenizer = pipeline.tokenizer
+        self.config = pipeline.config
+
+    def prepare(self, examples: list[Example]) -> None:
+        """Adjust call parameters to the whole data set (e.g. impossible QA answers)."""
+
+    def parse(self, fields: dict, line: int) -> Example:
+        raise NotImplementedError
+
+    def predict(self, result, example: Example):
+        raise NotImplementedError
+
+    def metrics(self, golds: list, preds: list) -> dict[str, float]:
+        raise NotImplementedError
+
+    def distance(self, ref, pred) -> float:
+        """How far ``pred`` is from the reference's prediction (0 = the same)."""
+        raise NotImplementedError
+
+    def disagree(self, ref, pred) -> bool:
+        raise NotImplementedError
+
+    def show(self, pred) -> str:
+        return str(pred)
+
+    def label_of(self, value, what: str = "label") -> str:
+        """A label name from a name or an id (int or digit string), through the export's id2label."""
+        if isinstance(value, str) and value in self.label2id:
+            return value
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
+            index = int(value)
+            if index in self.id2label:
+                return self.id2label[index]
+        known = ", ".join(f"{k}={v}" for k, v in sorted(self.id2label.items()))
+        raise BadRow(f"unknown {what} {value!r}; the export's labels are {known}")
+
+
+class TextClassification(TaskEval):
+    task = "text-classification"
+
+    def __init__(self, pipeline):
+        super().__init__(pipeline)
+        self.regression = self.config.get("problem_type") == "regression" or len(self.id2label) == 1
+        self.primary = "pearson" if self.regression else "accuracy"
+        self.params = {"top_k": None, "function_to_apply": "none" if self.regression else "softmax"}
+
+    def parse(self, fields, line):
+        text = _text(_field(fields, ("text", "sentence", "sentence1"), self.task), "text")
+        pair = fields.get("text_pair", fields.get("sentence2"))
+        pair = None if pair is None else _text(pair, "text_pair")
+        raw = _field(fields, ("label", "labels"), self.task)
+        if self.regression:
+            try:
+                gold = float(raw)
+            except (TypeError, ValueError):
+                raise BadRow(f"label {raw!r:.40} is not a number (this is a regression head)") from None
+        else:
+            gold = self.label_of(raw)
+        inputs = text if pair is None else {"text": text, "text_pair": pair}
+        return Example(line, inputs, gold, text if pair is None else f"{text} || {pair}")
+
+    def predict(self, result, example):
+        scores = {r["label"]: float(r["score"]) for r in result}
+        if self.regression:
+            return {"value": next(iter(scores.values())), "scores": scores}
+        return {"label": max(scores, key=scores.get), "scores": scores}
+
+    def metrics(self, golds, preds):
+        if self.regression:
+            return M.regression_metrics(golds, [np.nan if p is None else p["value"] for p in preds])
+        labels = sorted(set(golds) | {p["label"] for p in preds if p is not None})
+        return M.classification_metrics(golds, [("<error>" if p is None else p["label"]) for p in preds], labels)
+
+    def distance(self, ref, pred):
+        if ref is None or pred is None:
+            return float("inf")
+        return max(abs(ref["scores"][k] - pred["scores"].get(k, 0.0)) for k in ref["scores"])
+
+    def disagree(self, ref, pred):
+        if ref is None or pred is None:
+            return ref is not pred
+        if self.regression:
+            return not np.isclose(ref["value"], pred["value"], rtol=1e-3, atol=1e-3)
+        return ref["label"] != pred["label"]
+
+    def show(self, pred):
+        if pred is None:
+            return "(failed)"
+        if self.regression:
+            return f"{pred['value']:.4g}"
+        return f"{pred['label']} ({pred['scores'][pred['label']]:.3f})"
+
+
+class TokenClassification(TaskEval):
+    """Words (``tokens``) with one tag each (``ner_tags``); a word's prediction is its first
+    piece's label (transformers' run_ner convention); words cut off by truncation predict O."""
+
+    task = "token-classification"
+    primary = "f1"
+    params = {"aggregation_strategy": "none", "ignore_labels": []}
+
+    def parse(self, fields, line):
+        words = _field(fields, ("tokens", "words"), self.task)
+        tags = _field(fields, ("ner_tags", "tags", "labels"), self.task)
+        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() and w == w.strip() for w in words):
+            raise BadRow("tokens must be a non-empty list of words (strings without spaces at either end)")
+        if not isinstance(tags, list) or len(tags) != len(words):
+            raise BadRow(f"ner_tags must be a list with one tag per word ({len(words)} words), got {tags!r:.60}")
+        gold = [self.label_of(t, "tag") for t in tags]
+        text = " ".join(words)
+        starts, position = [], 0
+        for word in words:
+            starts.append(position)
+            position += len(word) + 1
+        return Example(line, text, gold, text, extra=starts)
+
+    def predict(self, result, example):
+        by_start = {}
+        for token in result:
+            by_start.setdefault(token["start"], token["entity"])
+        return [by_start.get(start, "O") for start in example.extra]
+
+    def metrics(self, golds, preds):
+        return M.entity_metrics(golds, [["O"] * len(g) if p is None else p for g, p in zip(golds, preds)])
+
+    def distance(self, ref, pred):
+        if ref is None or pred is None:
+            return float("inf")
+        return float(np.mean([a != b for a, b in zip(ref, pred)]))
+
+    def disagree(self, ref, pred):
+        return ref != pred
+
+    def show(self, pred):
+        return "(failed)" if pred is None else " ".join(pred)
+
+
+class QuestionAnswering(TaskEval):
+    task = "question-answering"
+    primary = "f1"
+
+    def __init__(self, pipeline):
+        super().__init__(pipeline)
+        self.params = {"handle_impossible_answer": False}
+
+    def prepare(self, examples):
+        self.impossible = any(e.gold == [""] for e in examples)
+        self.params = {"handle_impossible_answer": self.impossible}
+
+    def parse(self, fields, line):
+        question = _text(_field(fields, ("question",), self.task), "question")
+        context = _text(_field(fields, ("context",), self.task), "context")
+        answers = _field(fields, ("answers", "answer"), self.task)
+        if isinstance(answers, str):
+            answers = {"text": [answers]}
+        elif isinstance(answers, list):
+            answers = {"text": answers}
+        if not isinstance(answers, dict) or not isinstance(answers.get("text", []), list):
+            raise BadRow("answers must be SQuAD's {'text': [...], 'answer_start': [...]} or a list of strings")
+        texts, starts = answers.get("text", []), answers.get("answer_start")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not text:
+                raise BadRow(f"answer {i} must be a non-empty string, got {text!r:.40}")
+            if starts is not None and i < len(starts):
+                start = starts[i]
+                if not isinstance(start, int) or context[start:start + len(text)] != text:
+                    raise BadRow(f"answer {text!r:.40} is not in the context at answer_start {start!r}")
+            elif text not in context:
+                raise BadRow(f"answer {text!r:.40} is not in the context")
+        return Example(line, {"question": question, "context": context}, list(texts) or [""], f"{question} || {context}")
+
+    def predict(self, result, example):
+        return result["answer"]
+
+    def per_example(self, golds, preds):
+        return np.array([M.squad_scores(g, p or "") for g, p in zip(golds, preds)]).reshape(-1, 2)
+
+    def metrics(self, golds, preds):
+        scores = self.per_example(golds, preds)
+        out = {"exact_match": float(scores[:, 0].mean()), "f1": float(scores[:, 1].mean())}
+        impossible = np.array([g == [""] for g in golds])
+        if getattr(self, "impossible", False):  # the data set has them (a resample may not)
+            out["has_answer_f1"] = float(scores[~impossible, 1].mean()) if (~impossible).any() else float("nan")
+            out["no_answer_f1"] = float(scores[impossible, 1].mean()) if impossible.any() else float("nan")
+        return out
+
+    def distance(self, ref, pred):
+        if ref is None or pred is None:
+            return float("inf")
+        return 1.0 - M.squad_f1(ref, pred)
+
+    def disagree(self, ref, pred):
+        return ref != pred
+
+    def show(self, pred):
+        return "(failed)" if pred is None else repr(pred)
+
+
+class FillMask(TaskEval):
+    """A text with one mask token and the masked word as ``label`` (one vocabulary token)."""
+
+    task = "fill-mask"
+    primary = "top1_accuracy"
+    params = {"top_k": 5}
+
+    def parse(self, fields, line):
+        text = _text(_field(fields, ("text",), self.task), "text")
+        mask = self.tokenizer.mask_token
+        text = text.replace("<mask>", mask)
+        if text.count(mask) != 1:
+            raise BadRow(f"the text needs exactly one {mask} token, found {text.count(mask)}")
+        word = _field(fields, ("label", "answer", "target"), self.task)
+        if not isinstance(word, str) or not word.strip():
+            raise BadRow(f"label must be the masked word, got {word!r:.40}")
+        backend = self.tokenizer.backend
+        index = backend.token_to_id(word.strip())
+        if index is None:
+            index = backend.token_to_id(word.strip().lower())
+        if index is None:
+            raise BadRow(f"label {word!r:.40} is not one vocabulary token; the mask stands for one token")
+        return Example(line, text, int(index), f"{text} -> {word}")
+
+    def predict(self, result, example):
+        return [int(r["token"]) for r in result]
+
+    def metrics(self, golds, preds):
+        preds = [p or [] for p in preds]
+        return {
+            "top1_accuracy": float(np.mean([bool(p) and p[0] == g for g, p in zip(golds, preds)])),
+            "top5_accuracy": float(np.mean([g in p[:5] for g, p in zip(golds, preds)])),
+        }
+
+    def distance(self, ref, pred):
+        if ref is None or pred is None:
+            return float("inf")
+        return 1.0 - len(set(ref[:5]) & set(pred[:5])) / 5 + (0.5 if ref[0] != pred[0] else 0.0)
+
+    def disagree(self, ref, pred):
+        return (ref or [None])[0] != (pred or [None])[0]
+
+    def show(self, pred):
+        return "(failed)" if pred is None else " ".join(self.tokenizer.convert_ids_to_tokens(i) for i in pred)
+
+
+class MultipleChoice(TaskEval):
+    task = "multiple-choice"
+    primary = "accuracy"
+
+    def parse(self, fields, line):
+        prompt = _text(_field(fields, ("prompt", "question", "sent1"), self.task), "prompt")
+        choices = _field(fields, ("choices", "endings"), self.task)
+        if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) and c.strip() for c in choices):
+            raise BadRow("choices must be a list of at least two non-empty strings")
+        label = _field(fields, ("label", "answer"), self.task)
+        if isinstance(label, str) and label in choices:
+            gold = choices.index(label)
+        elif isinstance(label, (int, str)) and not isinstance(label, bool) and str(label).strip().isdigit() and int(label) < len(choices):
+            gold = int(label)
+        else:
+            raise BadRow(f"label {label!r:.40} is neither a choice's index (0..{len(choices) - 1}) nor one of the choices")
+        return Example(line, {"prompt": prompt, "choices": choices}, gold, f"{prompt} [{' | '.join(choices)}]")
+
+    def predict(self, result, example):
+        return {"index": int(result["index"]), "scores": list(result["scores"])}
+
+    def metrics(self, golds, preds):
+        return {"accuracy": float(np.mean([p is not None and p["index"] == g for g, p in zip(golds, preds)]))}
+
+    def distance(self, ref, pred):
+        if ref is None or pred is None:
+            return float("inf")
+        return float(np.max(np.abs(np.subtract(ref["scores"], pred["scores"]))))
+
+    def disagree(self, ref, pred):
+        return (ref or {}).get("index") != (pred or {}).get("index")
+
+    def show(self, pred):
+        return "(failed)" if pred is None else f"choice {pred['index']} ({max(pred['scores']):.3f})"
+
+
+class FeatureExtraction(TaskEval):
+    """No labels: each variant's mean-pooled embedding against the reference's (cosine)."""
+
+    task = "feature-extraction"
+    primary = "mean_cosine"
+    params = {"pooling": "mean", "return_tensors": True}
+    needs_reference_as_gold = True
+
+    def parse(self, fields, line):
+        text = _text(_field(fields, ("text",), self.task), "text")
+        return Example(line, text, None, text)
+
+    def predict(self, result, example):
+        return np.asarray(result, dtype=np.float64)
+
+    def metrics(self, golds, preds):
+        cos = [self._cos(g, p) for g, p in zip(golds, preds)]
+        return {"mean_cosine": float(np.mean(cos)), "min_cosine": float(np.min(cos))}
+
+    @staticmethod
+    def _cos(a, b) -> float:
+        if a is None or b is None:
+            return 0.0
+        return float(np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30))
+
+    def distance(self, ref, pred):
+        return 1.0 - self._cos(ref, pred)
+
+    def disagree(self, ref, pred):
+        return self.distance(ref, pred) > 1e-3
+
+    def show(self, pred):
+        return "(failed)" if pred is None else f"[{', '.join(f'{v:.3f}' for v in pred[:4])}, ...]"
+
+
+EVALUATORS: dict[str, type[TaskEval]] = {
+    cls.task: cls for cls in (TextClassification, TokenClassification, QuestionAnswering, FillMask,
+                              MultipleChoice, FeatureExtraction)
+}
+
+
+def evaluator_for(task: str, pipeline) -> TaskEval:
+    try:
+        cls = EVALUATORS[task]
+    except KeyError:
+        raise UnknownNameError(f"no evaluation for task {task!r}; expected one of: {', '.join(EVALUATORS)}") from None
+    return cls(pipeline)
