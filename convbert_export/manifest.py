@@ -20,8 +20,8 @@ MANIFEST = "manifest.json"
 UNCHECKED = {MANIFEST, "validation.json", "validation.md"}
 # files a loader reads when present (tokenizer.json wins over vocab.txt): one the manifest does
 # not list is refused at load, since it would change what is served
-LOADED = ("model.onnx", "model.onnx.data", "config.json", "tokenizer.json", "vocab.txt",
-          "tokenizer_config.json", "special_tokens_map.json")
+LOADED = ("model.onnx", "model.onnx.data", "openvino_model.xml", "openvino_model.bin", "config.json",
+          "tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,11 @@ class Manifest:
     # False when outputs depend on batch-mates (int8 dynamic quantization scales activations
     # per batch): pipelines then warn when batch_size > 1
     batch_invariant: bool = True
+    # the runtime the directory is made for: "onnxruntime" (model.onnx) or "openvino"
+    # (openvino_model.xml/.bin); backend_options holds what that runtime needs to run it as
+    # validated (OpenVINO: inference precision, dynamic quantization group size)
+    backend: str = "onnxruntime"
+    backend_options: dict = field(default_factory=dict)
     format: str = FORMAT
 
     @property
@@ -80,7 +85,7 @@ class Manifest:
         data["outputs"] = [spec.to_dict() for spec in self.outputs]
         data["transformations"] = list(self.transformations)
         order = ["format", "task", "architecture", "id2label", "opset", "dynamic_conv", "padding",
-                 "precision", "inputs", "outputs", "batch_invariant", "model", "source", "transformations", "versions", "files"]
+                 "precision", "backend", "backend_options", "inputs", "outputs", "batch_invariant", "model", "source", "transformations", "versions", "files"]
         return {key: data[key] for key in order}
 
     @classmethod
@@ -108,6 +113,8 @@ class Manifest:
                 files=dict(data.get("files", {})),
                 source=dict(data.get("source", {})),
                 batch_invariant=bool(data.get("batch_invariant", True)),
+                backend=str(data.get("backend", "onnxruntime")),
+                backend_options=dict(data.get("backend_options") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError(f"{source}: malformed manifest ({exc!r}); re-export the model") from None

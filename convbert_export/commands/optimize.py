@@ -13,6 +13,9 @@ from ._common import emit_json, progress_for, quiet_json_options
 @click.option("--int8", type=click.Choice(["dynamic", "static"]),
               help="INT8 for CPUs: dynamic (weights int8, activations per call) or static (QDQ, calibrated).")
 @click.option("--fp16", is_flag=True, help="Float16 weights and activations (for GPUs); LayerNorm and softmax stay fp32.")
+@click.option("--openvino", type=click.Choice(["f32", "bf16", "int8", "int8-bf16"]),
+              help="Write an OpenVINO variant instead (IR + compile settings): f32, bf16 (needs AVX512_BF16/AMX), "
+                   "int8 (int8 weights, per-token int8 activations: exact batching), int8-bf16.")
 @click.option("--calibration", type=click.Path(dir_okay=False),
               help="JSON lines of texts ({\"text\": ...}) for --int8 static (default: the packaged texts).")
 @click.option("--no-fuse", is_flag=True, help="Skip the graph fusions (quantize / convert the graph as exported).")
@@ -27,7 +30,7 @@ from ._common import emit_json, progress_for, quiet_json_options
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
 @click.option("--no-validate", is_flag=True, help="Skip validation against the PyTorch reference.")
 @quiet_json_options
-def command(export_dir, output, int8, fp16, calibration, no_fuse, no_per_channel, fp16_io, min_agreement,
+def command(export_dir, output, int8, fp16, openvino, calibration, no_fuse, no_per_channel, fp16_io, min_agreement,
             min_cosine, model_dir, force, no_validate, quiet, as_json):
     """Write an optimized, validated copy of EXPORT_DIR (exit 1 when it misses its thresholds)."""
     from ..errors import ValidationFailedError
@@ -35,7 +38,7 @@ def command(export_dir, output, int8, fp16, calibration, no_fuse, no_per_channel
     from ..report import validation_table
 
     settings = OptimizeSettings(
-        fuse=not no_fuse, int8=int8, fp16=fp16, calibration=calibration, per_channel=not no_per_channel,
+        fuse=not no_fuse, int8=int8, fp16=fp16, openvino=openvino, calibration=calibration, per_channel=not no_per_channel,
         keep_io_fp32=not fp16_io, validate=not no_validate, min_agreement=min_agreement, min_cosine=min_cosine,
     )
     try:

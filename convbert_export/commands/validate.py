@@ -14,8 +14,8 @@ from ._common import emit_json, progress_for, quiet_json_options
 @click.option("--atol", type=float, help="Absolute tolerance (default: the task's, 1e-5 for fp32).")
 @click.option("--rtol", type=float, help="Relative tolerance (default: the task's, 1e-5 for fp32).")
 @click.option("--no-library", is_flag=True, help="For custom-op exports: run the model-local function, not the library.")
-@click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]), default="cpu", show_default=True,
-              help="ONNX Runtime provider to validate on (cuda/tensorrt need onnxruntime-gpu).")
+@click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt", "openvino"]), default="cpu", show_default=True,
+              help="ONNX Runtime provider to validate on (cuda/tensorrt need onnxruntime-gpu), or openvino.")
 @quiet_json_options
 def command(export_dir, model_dir, atol, rtol, no_library, provider, quiet, as_json):
     """Compare an export's ONNX Runtime outputs with the PyTorch reference; exit 1 on failure."""

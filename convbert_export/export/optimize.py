@@ -59,6 +59,8 @@ class OptimizeSettings:
         int8: ``None``, ``"dynamic"`` (weights int8, activations quantized per call) or
             ``"static"`` (QDQ with calibrated activation ranges).
         fp16: float16 weights and activations (for GPUs); exclusive with ``int8``.
+        openvino: write an OpenVINO variant instead (``f32``, ``bf16``, ``int8``, ``int8-bf16``; see
+            :mod:`convbert_export.export.openvino`); exclusive with ``int8`` and ``fp16``.
         calibration: JSON-lines file of texts (``{"text": ...}`` per line, optionally
             ``text_pair``) for static INT8; ``None``: the packaged validation texts.
         calibration_batches: at most this many batches of 8 texts are used for calibration.
@@ -77,6 +79,7 @@ class OptimizeSettings:
     pack: bool = True
     int8: str | None = None
     fp16: bool = False
+    openvino: str | None = None
     calibration: str | Path | None = None
     calibration_batches: int = 16
     per_channel: bool = True
@@ -93,6 +96,15 @@ class OptimizeSettings:
             raise InvalidInputError(f"unknown int8 mode {self.int8!r}; expected one of: dynamic, static (or None)")
         if self.int8 and self.fp16:
             raise InvalidInputError("int8 and fp16 are exclusive: choose --int8 (CPU) or --fp16 (GPU), not both")
+        if self.openvino is not None:
+            from .openvino import get_variant
+
+            get_variant(self.openvino)
+            if self.int8 or self.fp16 or not self.fuse:
+                raise InvalidInputError(
+                    "--openvino writes an OpenVINO variant; --int8, --fp16 and --no-fuse are ONNX Runtime variants' "
+                    "options: use one or the other"
+                )
         if self.calibration is not None and not Path(self.calibration).is_file():
             raise InvalidInputError(f"calibration file {str(self.calibration)!r} does not exist; expected JSON lines of texts")
         if self.calibration is not None and self.int8 != "static":
@@ -112,6 +124,10 @@ class OptimizeSettings:
 
     @property
     def precision(self) -> str:
+        if self.openvino:
+            from .openvino import get_variant
+
+            return get_variant(self.openvino).precision
         if self.int8:
             return f"int8-{self.int8}"
         return "fp16" if self.fp16 else "fp32"
@@ -686,9 +702,15 @@ def optimize(
     reference = model  # `model` is the ONNX graph below
     export_dir = Path(export_dir)
     manifest = load_manifest(export_dir)
-    if manifest.precision != "fp32":
+    if manifest.precision != "fp32" or manifest.backend != "onnxruntime":
         raise InvalidInputError(
-            f"{export_dir} is already a {manifest.precision} variant; optimize the fp32 export it came from"
+            f"{export_dir} is already a {manifest.precision} {manifest.backend} variant; optimize the fp32 export it "
+            "came from"
+        )
+    if settings.openvino and manifest.transformations:
+        raise InvalidInputError(
+            f"{export_dir} is an ONNX Runtime-optimized graph (fused com.microsoft ops); make OpenVINO variants from "
+            "the plain fp32 export it came from"
         )
     source_model = export_dir / "model.onnx"
     if not source_model.is_file():
@@ -714,32 +736,15 @@ def optimize(
         for path in sorted(export_dir.iterdir()):
             if path.is_file() and path.name not in UNCHECKED and path.name not in MODEL_FILES:
                 shutil.copyfile(path, tmp / path.name)
-        with progress.step("loading the model"):
-            model = onnx.load(str(source_model))
-        with progress.step("fusing (pointwise conv, attention, SkipLayerNorm, BiasGelu)"):
-            model, steps = optimize_model_proto(model, settings)
-        _name_nodes(model)
-        if settings.fp16:
-            with progress.step("converting to float16"):
-                model, step = to_fp16(model, settings.keep_io_fp32)
-                steps.append(step)
-            _save(model, tmp)
-        elif settings.int8:
-            with tempfile.TemporaryDirectory(dir=tmp.parent, prefix=".optimize-") as work:
-                float_path = Path(work) / "float.onnx"
-                onnx.save_model(model, str(float_path))
-                quiet_root = _QuietRootLogger()  # quantize_* log a pre-processing hint on the root logger
-                if settings.int8 == "dynamic":
-                    with progress.step("quantizing (int8 dynamic, MatMul)"), quiet_root:
-                        steps.append(quantize_int8_dynamic(float_path, Path(work) / "q.onnx", settings))
-                else:
-                    feeds = calibration_feeds(export_dir, manifest, settings.calibration, settings.calibration_batches)
-                    with progress.step(f"calibrating and quantizing (int8 static QDQ, {len(feeds)} batches)"), quiet_root:
-                        steps.append(quantize_int8_static(float_path, Path(work) / "q.onnx", settings, feeds))
-                model = onnx.load(str(Path(work) / "q.onnx"))
-            _save(model, tmp)
+        backend, backend_options, counts = "onnxruntime", {}, None
+        if settings.openvino:
+            from .openvino import get_variant, write_openvino_variant
+
+            steps, backend_options, counts = write_openvino_variant(
+                source_model, manifest, tmp, get_variant(settings.openvino), progress)
+            backend = "openvino"
         else:
-            _save(model, tmp)
+            model, steps = _write_onnx_variant(source_model, export_dir, manifest, tmp, settings, progress)
         outputs = manifest.outputs
         if settings.fp16 and not settings.keep_io_fp32:
             outputs = tuple(replace(o, dtype="float16") for o in outputs)
@@ -752,6 +757,8 @@ def optimize(
             # dynamic int8 quantizes activations with one scale per batch: a text's result
             # depends on its batch-mates (measured: up to 0.085 on conv-bert-base hidden states)
             batch_invariant=manifest.batch_invariant and settings.int8 != "dynamic",
+            backend=backend,
+            backend_options=backend_options,
             files=file_checksums(tmp),
         )
         write_manifest(tmp, new_manifest)
@@ -762,17 +769,46 @@ def optimize(
                 raise ValidationFailedError(
                     f"the {settings.precision} variant of {export_dir} failed validation (nothing written): "
                     f"{report.summary()}", report)
-        size = sum(p.stat().st_size for p in tmp.glob("model.onnx*"))
-        counts = count_nodes(model)
+        size = sum(p.stat().st_size for pattern in ("model.onnx*", "openvino_model.*") for p in tmp.glob(pattern))
+        counts = counts if counts is not None else count_nodes(model)
     return OptimizeResult(Path(output_dir), settings.precision, list(steps), counts, size, source_size,
                           time.perf_counter() - started, report)
+
+
+def _write_onnx_variant(source_model: Path, export_dir: Path, manifest: Manifest, tmp: Path,
+                        settings: OptimizeSettings, progress: Progress) -> tuple[onnx.ModelProto, list[dict]]:
+    """The ONNX Runtime variant: fusions, then fp16 or int8, saved into ``tmp``."""
+    with progress.step("loading the model"):
+        model = onnx.load(str(source_model))
+    with progress.step("fusing (pointwise conv, attention, SkipLayerNorm, BiasGelu)"):
+        model, steps = optimize_model_proto(model, settings)
+    _name_nodes(model)
+    if settings.fp16:
+        with progress.step("converting to float16"):
+            model, step = to_fp16(model, settings.keep_io_fp32)
+            steps.append(step)
+    elif settings.int8:
+        with tempfile.TemporaryDirectory(dir=tmp.parent, prefix=".optimize-") as work:
+            float_path = Path(work) / "float.onnx"
+            onnx.save_model(model, str(float_path))
+            quiet_root = _QuietRootLogger()  # quantize_* log a pre-processing hint on the root logger
+            if settings.int8 == "dynamic":
+                with progress.step("quantizing (int8 dynamic, MatMul)"), quiet_root:
+                    steps.append(quantize_int8_dynamic(float_path, Path(work) / "q.onnx", settings))
+            else:
+                feeds = calibration_feeds(export_dir, manifest, settings.calibration, settings.calibration_batches)
+                with progress.step(f"calibrating and quantizing (int8 static QDQ, {len(feeds)} batches)"), quiet_root:
+                    steps.append(quantize_int8_static(float_path, Path(work) / "q.onnx", settings, feeds))
+            model = onnx.load(str(Path(work) / "q.onnx"))
+    _save(model, tmp)
+    return model, steps
 
 
 def _validate(directory: Path, settings: OptimizeSettings, progress: Progress, display_path, base=None, model=None):
     from ..validate import ValidationSettings, validate
 
     atol, rtol = settings.tolerances()
-    checks_thresholds = bool(settings.int8 or settings.fp16)
+    checks_thresholds = settings.precision != "fp32"
     vsettings = replace(
         base or ValidationSettings(),
         atol=atol, rtol=rtol,

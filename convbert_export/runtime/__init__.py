@@ -16,6 +16,8 @@ _LAZY = {
     "OrtRunner": ("convbert_export.runtime.ort", "OrtRunner"),
     "OrtSettings": ("convbert_export.runtime.ort", "OrtSettings"),
     "TrtRunner": ("convbert_export.runtime.trt", "TrtRunner"),
+    "OpenVinoRunner": ("convbert_export.runtime.openvino", "OpenVinoRunner"),
+    "OpenVinoSettings": ("convbert_export.runtime.openvino", "OpenVinoSettings"),
     "TorchRunner": ("convbert_export.runtime.torch_ref", "TorchRunner"),
     "Pipeline": ("convbert_export.runtime.pipelines", "Pipeline"),
     "PIPELINES": ("convbert_export.runtime.pipelines", "PIPELINES"),
@@ -33,6 +35,7 @@ RUNNERS: dict[str, tuple[str, str]] = {
     "onnxruntime": ("convbert_export.runtime.ort", "OrtRunner"),
     "torch": ("convbert_export.runtime.torch_ref", "TorchRunner"),
     "tensorrt": ("convbert_export.runtime.trt", "TrtRunner"),
+    "openvino": ("convbert_export.runtime.openvino", "OpenVinoRunner"),
 }
 
 __all__ = list(_LAZY) + ["RUNNERS"]

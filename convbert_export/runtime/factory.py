@@ -7,8 +7,9 @@ it is used, and a missing provider or GPU fails the same way (one line) everywhe
 The registry is ``convbert_export.runtime.RUNNERS`` (backend name -> (module, class)); a
 backend is one Runner class with a ``from_dir`` classmethod, registered there with one line.
 ``backend_for(path)`` picks the backend a directory asks for: a directory holding
-``engine.json`` is a TensorRT engine directory; any other is an export directory for ONNX
-Runtime.
+``engine.json`` is a TensorRT engine directory; one holding ``openvino_model.xml`` an OpenVINO
+export directory; any other is an export directory for ONNX Runtime (``provider="openvino"``
+runs it on OpenVINO instead).
 
 Imports nothing heavy: the runner's module is imported when it is chosen.
 """
@@ -48,10 +49,14 @@ def verify_dir(path: str | os.PathLike) -> None:
         verify_directory(path)
 
 
-def backend_for(path: str | os.PathLike) -> str:
-    """The backend a directory is run with by default: ``tensorrt`` for an engine directory,
-    ``onnxruntime`` for an export directory."""
-    return "tensorrt" if is_engine_dir(path) else "onnxruntime"
+def backend_for(path: str | os.PathLike, provider: str | None = None) -> str:
+    """The backend a directory is run with: ``tensorrt`` for an engine directory, ``openvino``
+    for an OpenVINO export directory or ``provider="openvino"``, else ``onnxruntime``."""
+    if is_engine_dir(path):
+        return "tensorrt"
+    if provider == "openvino" or (Path(path) / "openvino_model.xml").is_file():
+        return "openvino"
+    return "onnxruntime"
 
 
 def runner_class(backend: str) -> type[Runner]:
@@ -84,5 +89,5 @@ def create_runner(
             of a warning and a fallback (serving).
         **options: passed to the runner class.
     """
-    backend = backend or backend_for(path)
+    backend = backend or backend_for(path, provider)
     return runner_class(backend).from_dir(path, provider=provider, settings=settings, strict=strict, **options)

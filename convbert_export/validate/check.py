@@ -41,7 +41,8 @@ class ValidationSettings:
         use_library: for custom-op exports, register the DynamicConv library ("auto": if it
             builds; True: required; False: run the model-local function instead).
         seed: seed of the random inputs.
-        provider: the ONNX Runtime provider to validate on (cpu, cuda, tensorrt); an
+        provider: the ONNX Runtime provider to validate on (cpu, cuda, tensorrt), or ``openvino``
+            (OpenVINO on the CPU; OpenVINO export directories always validate there); an
             unavailable one is an error, never a silent fallback (the report says where it ran).
     """
 
@@ -80,6 +81,10 @@ PRECISION_DEFAULTS: dict[str, tuple[float, float, float | None, float | None]] =
     "fp16": (2e-2, 2e-2, 0.99, 0.999),
     "int8-dynamic": (1e9, 0.0, 0.99, 0.999),
     "int8-static": (1e9, 0.0, 0.99, 0.999),
+    # OpenVINO variants (convbert_export.export.openvino): judged like int8 and fp16
+    "bf16": (1e9, 0.0, 0.99, 0.999),
+    "int8-per-token": (1e9, 0.0, 0.99, 0.999),
+    "int8-per-token-bf16": (1e9, 0.0, 0.99, 0.999),
 }
 
 
@@ -333,6 +338,41 @@ def ort_session(export_dir: Path, manifest: Manifest, use_library: bool | str = 
     return session, library
 
 
+class RunnerSession:
+    """A started Runner seen through the few ``onnxruntime.InferenceSession`` calls validation
+    makes (``get_inputs``, ``get_outputs``, ``run``), for backends other than ONNX Runtime."""
+
+    _TYPES = {"float32": "tensor(float)", "float16": "tensor(float16)", "int64": "tensor(int64)",
+              "int32": "tensor(int32)", "float64": "tensor(double)"}
+
+    def __init__(self, runner, description: str):
+        self.runner = runner.start()
+        self.description = description
+
+    @classmethod
+    def openvino(cls, export_dir: Path) -> "RunnerSession":
+        from ..runtime.openvino import OpenVinoRunner
+
+        runner = OpenVinoRunner(export_dir).start()
+        return cls(runner, f"openvino {runner.version} CPU {runner.compiled_config}")
+
+    def _args(self, metadata) -> list:
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(name=m.name, type=self._TYPES.get(m.dtype.name, m.dtype.name), shape=list(m.axes))
+                for m in metadata.values()]
+
+    def get_inputs(self) -> list:
+        return self._args(self.runner.input_metadata)
+
+    def get_outputs(self) -> list:
+        return self._args(self.runner.output_metadata)
+
+    def run(self, names, feeds) -> list:
+        outputs = self.runner.run(feeds, check=False)
+        return [outputs[name] for name in (names or self.runner.output_names)]
+
+
 # ------------------------------------------------------------------------------ validation
 
 
@@ -375,7 +415,10 @@ def validate(
     with progress.step(f"[{manifest.task}] loading the reference"):
         reference = reference_for(manifest, model)
     try:
-        session, library = ort_session(export_dir, manifest, settings.use_library, provider=settings.provider)
+        if manifest.backend == "openvino" or settings.provider == "openvino":
+            session, library = RunnerSession.openvino(export_dir), "not needed (OpenVINO runs the function body)"
+        else:
+            session, library = ort_session(export_dir, manifest, settings.use_library, provider=settings.provider)
     except ConvBertExportError:
         raise
     except Exception as exc:  # onnxruntime raises its own types for a missing or corrupt model
@@ -438,7 +481,7 @@ def validate(
         dynamic_conv=manifest.dynamic_conv_mode,
         padding=manifest.padding,
         precision=manifest.precision,
-        provider=f"onnxruntime {session.get_providers()[0]}",
+        provider=getattr(session, "description", None) or f"onnxruntime {session.get_providers()[0]}",
         outputs=stats,
         agreement=agreement,
         failures=failures,
@@ -481,6 +524,8 @@ def graph_mismatches(export_dir: Path, manifest: Manifest, session) -> list[str]
             axes = [d if isinstance(d, (int, str)) else "?" for d in value.shape]
             if list(spec.axes) != axes:
                 problems.append(f"manifest {kind} {spec.name}: axes {list(spec.axes)}, graph {axes}")
+    if not (export_dir / "model.onnx").is_file():  # an OpenVINO IR directory: no ONNX opset
+        return problems
     proto = onnx.load(str(export_dir / "model.onnx"), load_external_data=False)
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset != manifest.opset:

@@ -1,0 +1,149 @@
+"""OpenVINO variants of an export directory: f32, bf16, int8 (weights) with per-token int8 activations.
+
+``convbert-export optimize EXPORT_DIR -o OUT --openvino VARIANT`` (``OptimizeSettings(openvino=...)``)
+converts the fp32 ONNX export to OpenVINO's IR and writes an export directory holding
+``openvino_model.xml`` / ``openvino_model.bin`` instead of ``model.onnx``, with the tokenizer and
+config copied, checksums of every file, and ``backend: "openvino"`` in the manifest. What the
+variant needs at run time (inference precision, dynamic activation quantization) is recorded in
+the manifest's ``backend_options`` and applied by :class:`~convbert_export.runtime.openvino.OpenVinoRunner`,
+so the directory runs as validated. Every variant is validated like the ONNX Runtime ones (task
+agreement >= 0.99 and hidden-state cosine >= 0.999 except for f32, which is held to 1e-4).
+
+The variants (one registry, :data:`VARIANTS`):
+
+* ``f32``: the graph as exported; OpenVINO's CPU plugin would pick bf16 by itself on CPUs with
+  native bf16, so the runner pins ``INFERENCE_PRECISION_HINT=f32``.
+* ``bf16``: f32 weights, bf16 inference precision; refused on CPUs without AVX512_BF16 or AMX
+  (OpenVINO would run f32, and the variant's speed would be a lie).
+* ``int8``: weights compressed to int8 (``nncf.compress_weights``, INT8_SYM, one scale per output
+  channel), activations of those layers quantized at run time PER TOKEN in groups of 32
+  channels (CPU property ``DYNAMIC_QUANTIZATION_GROUP_SIZE=32``). No calibration, dynamic batch
+  and sequence kept, and a text's activation scales depend on that text only: batching stays
+  exact (``batch_invariant: true``), unlike ONNX Runtime's dynamic int8 (one scale per batch).
+* ``int8-bf16``: the same with bf16 inference precision (needs native bf16, as ``bf16``).
+
+NNCF's static post-training int8 (``nncf.quantize``) is not offered: measured on conv-bert-base it
+was shape-specific (the calibrated graph failed at other sequence lengths) and below the cosine
+threshold as configured; see docs/ARCHITECTURE.md "Facts".
+
+Imports openvino and nncf lazily.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InvalidInputError, MissingDependencyError, UnknownNameError
+from ..progress import QUIET, Progress
+
+__all__ = ["OpenVinoVariant", "VARIANTS", "get_variant", "write_openvino_variant", "check_bf16"]
+
+
+@dataclass(frozen=True)
+class OpenVinoVariant:
+    """One OpenVINO variant.
+
+    Attributes:
+        name: the ``--openvino`` value.
+        precision: the manifest's ``precision`` (also the key of its validation defaults).
+        inference_precision: OpenVINO's ``INFERENCE_PRECISION_HINT`` (``f32`` or ``bf16``).
+        weights: ``nncf.compress_weights`` mode (``int8_sym``) or None for float weights.
+        dynamic_quantization_group_size: ``DYNAMIC_QUANTIZATION_GROUP_SIZE`` for the int8-weight
+            layers' activations (per token, groups of this many channels); None: not set.
+        description: one line for help texts and reports.
+    """
+
+    name: str
+    precision: str
+    inference_precision: str
+    weights: str | None
+    dynamic_quantization_group_size: int | None
+    description: str
+
+
+VARIANTS: dict[str, OpenVinoVariant] = {
+    v.name: v
+    for v in (
+        OpenVinoVariant("f32", "fp32", "f32", None, None, "OpenVINO IR, f32 inference"),
+        OpenVinoVariant("bf16", "bf16", "bf16", None, None, "OpenVINO IR, bf16 inference (needs AVX512_BF16 or AMX)"),
+        OpenVinoVariant("int8", "int8-per-token", "f32", "int8_sym", 32,
+                        "int8 weights, per-token dynamic int8 activations (groups of 32), f32 elsewhere; exact batching"),
+        OpenVinoVariant("int8-bf16", "int8-per-token-bf16", "bf16", "int8_sym", 32,
+                        "int8 weights, per-token dynamic int8 activations, bf16 elsewhere (needs AVX512_BF16 or AMX)"),
+    )
+}
+
+
+def get_variant(name: str) -> OpenVinoVariant:
+    if name not in VARIANTS:
+        raise UnknownNameError(f"unknown OpenVINO variant {name!r}; expected one of: {', '.join(VARIANTS)}")
+    return VARIANTS[name]
+
+
+def check_bf16(variant: OpenVinoVariant, cpu=None) -> None:
+    """Refuse a bf16 variant on a CPU without native bf16 (AVX512_BF16 or AMX-BF16), with the reason."""
+    if variant.inference_precision != "bf16":
+        return
+    from ..cpu import cpu_features
+
+    cpu = cpu or cpu_features()
+    if not cpu.native_bf16:
+        raise InvalidInputError(
+            f"the OpenVINO {variant.name} variant needs native bf16 (AVX512_BF16 or AMX), which this CPU "
+            f"({cpu.model}) lacks: OpenVINO would run it in f32 and neither its speed nor its accuracy would be "
+            "what was validated; choose --openvino f32 or int8"
+        )
+
+
+def _import_nncf():
+    try:
+        import nncf
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"nncf is not installed ({exc}); pip install 'convbert-export[openvino]' (nncf>=2.10)"
+        ) from None
+    return nncf
+
+
+def write_openvino_variant(source_model: Path, manifest, directory: Path, variant: OpenVinoVariant,
+                           progress: Progress | None = None) -> tuple[list[dict], dict, dict]:
+    """Convert ``source_model`` (an fp32 ``model.onnx``) into ``directory/openvino_model.{xml,bin}``.
+
+    Returns ``(transformation steps, backend_options for the manifest, op counts of the IR)``.
+    """
+    from ..runtime.openvino import IR_BIN, IR_XML, import_openvino, read_onnx
+
+    progress = progress or QUIET
+    check_bf16(variant)
+    ov = import_openvino()
+    core = ov.Core()
+    with progress.step("reading the ONNX model into OpenVINO"):
+        model = read_onnx(core, source_model, manifest.to_dict())
+    steps: list[dict] = [{"step": "openvino-ir", "tool": f"openvino {ov.get_version()}",
+                          "dynamic_conv": "function body inlined" if manifest.uses_custom_op else "decomposed",
+                          "weights": "f32"}]
+    if variant.weights:
+        nncf = _import_nncf()
+        mode = {"int8_sym": nncf.CompressWeightsMode.INT8_SYM, "int8_asym": nncf.CompressWeightsMode.INT8_ASYM}[variant.weights]
+        with progress.step(f"compressing weights ({variant.weights}, nncf {nncf.__version__})"):
+            model = nncf.compress_weights(model, mode=mode)
+        steps.append({"step": "int8-weights", "tool": f"nncf.compress_weights {nncf.__version__}", "mode": variant.weights,
+                      "granularity": "per output channel"})
+    if variant.dynamic_quantization_group_size:
+        steps.append({"step": "int8-dynamic-activations", "tool": "openvino CPU plugin",
+                      "property": "DYNAMIC_QUANTIZATION_GROUP_SIZE", "group_size": variant.dynamic_quantization_group_size,
+                      "scales": "per token (and per group of channels): independent of batch-mates"})
+    if variant.inference_precision != "f32":
+        steps.append({"step": "inference-precision", "tool": "openvino CPU plugin", "property": "INFERENCE_PRECISION_HINT",
+                      "value": variant.inference_precision})
+    with progress.step(f"writing {IR_XML}"):
+        ov.save_model(model, str(directory / IR_XML), compress_to_fp16=False)
+    options = {"variant": variant.name, "model": IR_XML, "weights": IR_BIN, "openvino": ov.get_version(),
+               "inference_precision": variant.inference_precision}
+    if variant.dynamic_quantization_group_size is not None:
+        options["dynamic_quantization_group_size"] = variant.dynamic_quantization_group_size
+    counts: dict[str, int] = {}
+    for op in model.get_ops():
+        counts[op.get_type_name()] = counts.get(op.get_type_name(), 0) + 1
+    return steps, options, dict(sorted(counts.items()))
