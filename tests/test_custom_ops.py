@@ -302,15 +302,33 @@ def test_cuda_kernel_compiles_for_sm80_and_sm90(tmp_path):
     assert (tmp_path / "dynamic_conv.o").stat().st_size > 0
 
 
+def _tool(name: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "tools" / name), *args], capture_output=True, text=True,
+                          timeout=180, env={**os.environ, "CUDA_VISIBLE_DEVICES": "", **(env or {})})  # fmt: skip
+
+
 def test_gpu_check_exits_with_a_message_without_a_gpu():
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU is present: run tools/gpu_check.py itself")
-    result = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "gpu_check.py")],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
-    )  # fmt: skip
+    result = _tool("gpu_check.py")
     assert result.returncode == 2, result.stderr
-    assert "no CUDA GPU" in result.stderr
+    assert "no CUDA GPU" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_gpu_check_names_a_missing_ninja_in_one_line(tmp_path):
+    result = _tool("gpu_check.py", env={"PATH": str(tmp_path)})  # no ninja (nor anything else) on PATH
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "gpu_check: ninja not found on PATH: torch compiles the kernel with it; install it with `pip install ninja`"
+    ]
+
+
+def test_gpu_check_trt_fails_when_custom_op_is_asked_without_a_plugin():
+    """Never 'skipped': asking TensorRT for custom-op engines without the plugin is a failure."""
+    result = _tool("gpu_check_trt.py", "--backend", "tensorrt", "--modes", "decomposed", "custom-op",
+                   env={"CONVBERT_TRT_PLUGIN": ""})  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL" in result.stderr and "--plugin" in result.stderr and "skipped" not in result.stdout + result.stderr
 
 
 # ---- the TensorRT plugin, compiled against TensorRT's real headers and exercised on the CPU ----

@@ -9,8 +9,11 @@ Needs an NVIDIA GPU, TensorRT (``pip install tensorrt``) or TensorRT for RTX
         --preset conv-bert-base --json out/trt_check.json
 
 With full TensorRT, custom-op exports need the DynamicConv plugin (``--plugin`` or
-$CONVBERT_TRT_PLUGIN); without it they are reported as skipped. Exit status: 0 when every
-checked engine is within tolerance, 1 otherwise, 2 when no GPU/TensorRT is present.
+$CONVBERT_TRT_PLUGIN): asking for the custom-op mode without it fails at once (exit 1), it is
+never skipped. The ``dynamic_conv`` column says what each engine holds (engine.json's
+``build.dynamic_conv``: plugin layers, the function body with TensorRT for RTX, or decomposed
+ops); a TensorRT custom-op engine without plugin layers fails. Exit status: 0 when every checked
+engine is within tolerance, 1 otherwise, 2 when no GPU/TensorRT is present.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -77,7 +81,15 @@ def check(args) -> int:
     from convbert_export.runtime.trt import TrtRunner
     from convbert_export.tasks import TASKS
 
+    from convbert_export.engine.settings import PLUGIN_ENV
+
     backend = args.backend or ("tensorrt" if importlib.util.find_spec("tensorrt") else "tensorrt-rtx")
+    plugin = args.plugin or os.environ.get(PLUGIN_ENV)
+    if backend == "tensorrt" and "custom-op" in args.modes and not plugin:
+        print(f"gpu_check_trt: FAIL: the custom-op mode with TensorRT needs the DynamicConv plugin: pass --plugin "
+              f"PATH or set {PLUGIN_ENV} (build convbert_trt_plugin from custom_ops/ with TENSORRT_INCLUDE_DIR), "
+              "or leave custom-op out of --modes", file=sys.stderr)  # fmt: skip
+        return 1
     try:
         gpu = load_cuda().device()
         __import__({"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx"}[backend])
@@ -103,10 +115,14 @@ def check(args) -> int:
                 if getattr(model, "set_exact_padding", None):
                     model.set_exact_padding(json.loads((export / "manifest.json").read_text())["padding"] == "exact")
                 settings = EngineSettings(backend=backend, fp16=fp16, force=True,
-                                          plugin_library=args.plugin if backend == "tensorrt" else None)
+                                          plugin_library=plugin if backend == "tensorrt" else None)
                 start = time.perf_counter()
                 engine = build_engine(export, work / f"{task}-{mode}.engine", settings)
                 row["build_s"] = round(time.perf_counter() - start, 2)
+                built = json.loads((engine / "engine.json").read_text())["build"].get("dynamic_conv") or {}
+                row["dynamic_conv"] = built.get("implementation", "?")
+                if backend == "tensorrt" and mode == "custom-op" and row["dynamic_conv"] != "plugin":
+                    row.setdefault("failures", []).append(f"no plugin layer in the engine ({row['dynamic_conv']})")
                 with TrtRunner(engine) as runner:
                     worst = 0.0
                     for batch, seq in ((1, 16), (4, 64), (8, 128)):
@@ -127,13 +143,11 @@ def check(args) -> int:
                         feeds["attention_mask"][:] = 1
                         row[f"ms_{batch}x{seq}"] = round(_time(runner, feeds, args.iterations), 3)
                 row["status"] = "FAIL" if row.get("failures") else "ok"
-            except MissingDependencyError as exc:
-                row["status"], row["note"] = "skipped", str(exc)
-            except ConvBertExportError as exc:
+            except ConvBertExportError as exc:  # a missing plugin or dependency fails too: never skipped
                 row["status"], row["note"] = "FAIL", str(exc)
             failed += row["status"] == "FAIL"
             timings = " ".join(f"{k}={v}" for k, v in row.items() if k.startswith("ms_"))
-            print(f"{task:22} {mode:10} {row['status']:7} max|diff|={row.get('max_abs_diff', float('nan')):.3g} "
+            print(f"{task:22} {mode:10} {row.get('dynamic_conv', '-'):13} {row['status']:7} max|diff|={row.get('max_abs_diff', float('nan')):.3g} "
                   f"build={row.get('build_s', '-')}s {timings} {row.get('note', '')} "
                   f"{'; '.join(row.get('failures', []))}")
     if args.json:
