@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from .errors import ConvBertExportError
+from .errors import ConvBertExportError, Terminated
 
 # command name -> module under convbert_export.commands defining `command`
 COMMANDS: dict[str, str] = {
@@ -82,12 +82,18 @@ def main(argv=None) -> int:
     except ConvBertExportError as exc:
         click.echo(f"error: {exc}", err=True)
         return exc.exit_code
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, Terminated):  # click turns KeyboardInterrupt into Abort
+            click.echo("terminated (SIGTERM); partial output removed", err=True)
+            return 143
         click.echo("aborted", err=True)
         return 130
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
+    except Terminated:
+        click.echo("terminated (SIGTERM); partial output removed", err=True)
+        return 143
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return 130

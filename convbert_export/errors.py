@@ -67,6 +67,11 @@ class QueueFullError(ConvBertExportError):
     """The micro-batcher's queue is full; retry later or raise max_queue."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived while we were writing: raised so cleanup runs as for Ctrl-C (the CLI
+    exits 143)."""
+
+
 class RequestError(InvalidInputError):
     """One request in a batch is invalid; it fails alone."""
 

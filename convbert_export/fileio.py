@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import math
@@ -11,7 +12,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, Terminated
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -73,6 +74,11 @@ def check_output_dir(output: str | os.PathLike, force: bool) -> Path:
             f"output {str(output)!r} would replace the current directory (or one holding it); "
             "choose a new directory for --output"
         )
+    if output.exists() and force and not _replaceable(output):
+        raise InvalidInputError(
+            f"output {str(output)!r} exists and is not an export or engine directory (no manifest.json "
+            "or engine.json) nor empty; --force replaces only those: remove it yourself or choose another --output"
+        )
     parent = output.parent if str(output.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +91,65 @@ def check_output_dir(output: str | os.PathLike, force: bool) -> Path:
     return output
 
 
+# a directory holding one of these was written by us (export, multi-task export root's
+# children, engine directory), so --force may replace it
+_OURS = ("manifest.json", "engine.json")
+
+
+def _replaceable(directory: Path) -> bool:
+    """Empty, ours, or a multi-task export root (every entry a directory of ours)."""
+    if any((directory / name).is_file() for name in _OURS):
+        return True
+    entries = list(directory.iterdir())
+    return all(entry.is_dir() and not entry.is_symlink() and any((entry / name).is_file() for name in _OURS)
+               for entry in entries)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_partials(output: Path) -> list[Path]:
+    """Remove ``.NAME.<pid>.<random>.partial`` directories beside ``output`` left by a process
+    that no longer exists (kill -9, power loss); those of live processes are left alone."""
+    removed = []
+    prefix = f".{output.name}."
+    for path in output.parent.glob(f"{glob.escape(prefix)}*.partial"):
+        pid = path.name[len(prefix):].split(".", 1)[0]
+        if path.is_dir() and not path.is_symlink() and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """While writing, SIGTERM raises :class:`~convbert_export.errors.Terminated` (a
+    KeyboardInterrupt), so the same cleanup runs as for Ctrl-C; only in the main thread and
+    only when no other handler is installed."""
+    import signal
+    import threading
+
+    def handler(signum, frame):
+        raise Terminated("terminated (SIGTERM)")
+
+    install = threading.current_thread() is threading.main_thread() and \
+        signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)
+    if install:
+        signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        if install:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def is_within(path: str | os.PathLike, directory: str | os.PathLike) -> bool:
     """Whether ``path`` is ``directory`` or lies under it (symlinks resolved)."""
     path, directory = Path(path).resolve(), Path(directory).resolve()
@@ -95,31 +160,34 @@ def is_within(path: str | os.PathLike, directory: str | os.PathLike) -> bool:
 def atomic_directory(output: str | os.PathLike, force: bool = False):
     """Yield a temporary directory beside ``output``; on success rename it into place.
 
-    On any error (or KeyboardInterrupt) the temporary directory is removed, so an interrupted
-    write never leaves a half-written ``output``. With ``force`` an existing ``output`` is
+    On any error (or KeyboardInterrupt, or SIGTERM) the temporary directory is removed, so an
+    interrupted write never leaves a half-written ``output``; partials of dead processes (kill
+    -9) are removed by the next write to the same output. With ``force`` an existing ``output`` is
     replaced only after the new one is complete.
     """
     output = check_output_dir(output, force)
+    remove_stale_partials(output)
     try:
-        tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.", suffix=".partial"))
+        tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.{os.getpid()}.", suffix=".partial"))
     except OSError as exc:
         raise InvalidInputError(
             f"output directory {str(output.parent)!r} is not writable ({exc.strerror}); choose another --output"
         ) from None
     try:
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
-        yield tmp
-        if output.exists():
-            old = output.with_name(f".{output.name}.old-{os.getpid()}")
-            os.replace(output, old)
-            try:
+        with _sigterm_as_interrupt():
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
+            yield tmp
+            if output.exists():
+                old = output.with_name(f".{output.name}.old-{os.getpid()}")
+                os.replace(output, old)
+                try:
+                    os.replace(tmp, output)
+                except BaseException:
+                    os.replace(old, output)  # put the old output back
+                    raise
+                shutil.rmtree(old, ignore_errors=True)
+            else:
                 os.replace(tmp, output)
-            except BaseException:
-                os.replace(old, output)  # put the old output back
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, output)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from convbert_export.errors import IntegrityError
+from convbert_export.errors import IntegrityError, InvalidInputError
 
 
 def _cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -111,3 +111,70 @@ def test_predict_cli_refuses_then_no_verify_serves(export_copy):
     result = _cli("predict", str(export_copy), "--text", "a fine movie", "-q", "--no-verify")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["result"]["label"] in ("LABEL_0", "LABEL_1")
+
+
+# ---- item 2: --force replaces only our own directories (or an empty one) -------------------
+def test_force_refuses_a_directory_that_is_not_an_export(tmp_path, demo_export):
+    from convbert_export.export import ExportSettings, ModelSource, export_tasks
+
+    precious = tmp_path / "mine"
+    (precious / "sub").mkdir(parents=True)
+    (precious / "precious.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="not an export or engine directory"):
+        export_tasks(ModelSource.from_preset("demo"), ["text-classification"], precious,
+                     ExportSettings(validate=False), force=True)
+    assert (precious / "precious.txt").read_text(encoding="utf-8") == "keep me" and (precious / "sub").is_dir()
+    # an export directory (ours) and an empty directory are replaced
+    from convbert_export.fileio import check_output_dir
+
+    ours = tmp_path / "ours"
+    shutil.copytree(demo_export, ours)
+    assert check_output_dir(ours, force=True) == ours
+    (tmp_path / "empty").mkdir()
+    assert check_output_dir(tmp_path / "empty", force=True) == tmp_path / "empty"
+
+
+def test_force_cli_refusal_is_one_line_exit_2(tmp_path):
+    precious = tmp_path / "mine"
+    precious.mkdir()
+    (precious / "precious.txt").write_text("keep me", encoding="utf-8")
+    result = _cli("export", "--preset", "demo", "--task", "text-classification", "-o", str(precious),
+                  "--force", "--no-validate", "-q")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert (precious / "precious.txt").is_file()
+
+
+# ---- item 3: SIGTERM cleans up like SIGINT; stale partials of dead runs are removed ---------
+def test_sigterm_mid_export_leaves_nothing_and_stale_partials_are_removed(tmp_path):
+    import signal
+    import time
+
+    code = ("import sys; from convbert_export.cli import main; "
+            "sys.exit(main(['export', '--preset', 'demo', '--task', 'all', '-o', sys.argv[1], '--no-validate', '-q']))")
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(out)], env={**os.environ, "PYTHONPATH": str(root)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".out.*.partial")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert list(tmp_path.glob(".out.*.partial")), "the export never started writing"
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert stderr.strip().count("\n") == 0 and "terminated" in stderr
+    assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+
+    # a partial left by a process that no longer exists (kill -9, power loss) is removed on the
+    # next run into the same output; one of a live process is left alone
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    stale = tmp_path / f".out.{dead_pid}.x1y2.partial"
+    (stale / "feature-extraction").mkdir(parents=True)
+    live = tmp_path / f".out.{os.getpid()}.a1b2.partial"
+    live.mkdir()
+    from convbert_export.fileio import atomic_directory
+
+    with atomic_directory(out) as tmp:
+        (tmp / "manifest.json").write_text("{}", encoding="utf-8")
+    assert not stale.exists() and live.is_dir() and (out / "manifest.json").is_file()

@@ -134,6 +134,7 @@ def test_existing_output_needs_force(trt_rtx, export_dir, rtx_engine, tmp_path):
     target = tmp_path / "engine"
     target.mkdir()
     (target / "keep.txt").write_text("old")
+    (target / "engine.json").write_text("{}")  # an engine directory of ours: --force may replace it
     with pytest.raises(InvalidInputError, match="already exists"):
         build_engine(source, target, EngineSettings(backend="tensorrt-rtx"))
     assert (target / "keep.txt").read_text() == "old"

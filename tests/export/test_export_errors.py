@@ -298,6 +298,7 @@ def test_a_failed_swap_keeps_the_old_output(tmp_path, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
+    (out / "manifest.json").write_text("{}")  # an export of ours: --force may replace it
     real = os.replace
 
     def failing(src, dst):
@@ -311,7 +312,7 @@ def test_a_failed_swap_keeps_the_old_output(tmp_path, monkeypatch):
             (tmp / "new.txt").write_text("new")
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-    assert (out / "keep.txt").read_text() == "mine"
+    assert (out / "keep.txt").read_text() == "mine" and (out / "manifest.json").is_file()
 
 
 def test_an_empty_grid_fails_and_reports_are_strict_json(tmp_path, capsys):
