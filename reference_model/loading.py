@@ -60,9 +60,19 @@ def _shards_from_index(index_path: Path) -> list[Path]:
         raise CheckpointError(
             f"shard index {index_path} is malformed: expected JSON with a 'weight_map' object, got {err!r}"
         ) from None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise CheckpointError(
+            f"shard index {index_path} is malformed: expected 'weight_map' to map tensor names to file names"
+        )
+    root = index_path.parent.resolve()
     shards = []
     for name in dict.fromkeys(weight_map.values()):
         path = index_path.parent / name
+        if root not in path.resolve().parents:  # "../x", "/abs/x" or a symlink leaving the directory
+            raise CheckpointError(
+                f"shard index {index_path} names {name!r}, which is outside the checkpoint directory "
+                f"{str(index_path.parent)!r}; shards must be files inside it"
+            )
         if not path.is_file():
             raise CheckpointError(
                 f"shard index {index_path} names {name!r}, which does not exist in {index_path.parent}"
@@ -188,6 +198,22 @@ def load_state_into(model: "ConvBertPreTrainedModel", directory: str | os.PathLi
         for key, param in expected.items():
             if key in state:
                 param.copy_(state[key].to(param.dtype))
+    _warn_nonfinite(state, directory)
+
+
+def _warn_nonfinite(state: dict[str, torch.Tensor], directory: Path) -> None:
+    """One warning naming the tensors holding NaN or Inf: such a model's outputs are NaN/Inf."""
+    bad = [key for key, value in state.items() if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if bad:
+        import warnings
+
+        warnings.warn(
+            f"checkpoint {directory}: non-finite (NaN/Inf) weights in {len(bad)} tensors "
+            f"({', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''}); the model's outputs will be "
+            "NaN/Inf and validation fails: use another checkpoint",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 # ----------------------------------------------------------------------------- writing
@@ -206,6 +232,9 @@ def save_model(model: "ConvBertPreTrainedModel", directory: str | os.PathLike) -
     os.close(handle)
     try:
         save_file(tensors, tmp, metadata={"format": "pt"})
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp creates 0600: give the file normal permissions
         os.replace(tmp, directory / SAFETENSORS_NAME)
     finally:
         if os.path.exists(tmp):

@@ -178,3 +178,94 @@ def test_sigterm_mid_export_leaves_nothing_and_stale_partials_are_removed(tmp_pa
     with atomic_directory(out) as tmp:
         (tmp / "manifest.json").write_text("{}", encoding="utf-8")
     assert not stale.exists() and live.is_dir() and (out / "manifest.json").is_file()
+
+
+# ---- item 4: a shard index may not point outside the checkpoint ------------------------------
+def _tiny_checkpoint(directory: Path, task_class: str = "ConvBertForSequenceClassification") -> Path:
+    import torch
+
+    import reference_model
+
+    config = reference_model.ConvBertConfig(
+        vocab_size=64, embedding_size=16, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, conv_kernel_size=3, max_position_embeddings=32, pad_token_id=0,
+        architectures=[task_class])
+    torch.manual_seed(0)
+    model = getattr(reference_model, task_class)(config).eval()
+    model.save_pretrained(directory)
+    return directory
+
+
+def test_shard_index_pointing_outside_the_checkpoint_is_refused(tmp_path):
+    import reference_model
+    from convbert_export.errors import CheckpointError
+
+    outside = _tiny_checkpoint(tmp_path / "elsewhere")
+    checkpoint = tmp_path / "a" / "b" / "ckpt"
+    checkpoint.mkdir(parents=True)
+    shutil.copyfile(outside / "config.json", checkpoint / "config.json")
+    from safetensors import safe_open
+
+    with safe_open(str(outside / "model.safetensors"), "pt") as handle:
+        keys = list(handle.keys())
+    index = {"metadata": {}, "weight_map": {key: "../../../elsewhere/model.safetensors" for key in keys}}
+    (checkpoint / "model.safetensors.index.json").write_text(json.dumps(index), encoding="utf-8")
+    with pytest.raises(CheckpointError, match="outside the checkpoint"):
+        reference_model.load(checkpoint)
+    # an absolute path and a symlinked shard leaving the directory are refused the same way
+    index["weight_map"] = {key: str(outside / "model.safetensors") for key in keys}
+    (checkpoint / "model.safetensors.index.json").write_text(json.dumps(index), encoding="utf-8")
+    with pytest.raises(CheckpointError, match="outside the checkpoint"):
+        reference_model.load(checkpoint)
+    (checkpoint / "shard.safetensors").symlink_to(outside / "model.safetensors")
+    index["weight_map"] = {key: "shard.safetensors" for key in keys}
+    (checkpoint / "model.safetensors.index.json").write_text(json.dumps(index), encoding="utf-8")
+    with pytest.raises(CheckpointError, match="outside the checkpoint"):
+        reference_model.load(checkpoint)
+    # inside the directory it loads
+    (checkpoint / "shard.safetensors").unlink()
+    shutil.copyfile(outside / "model.safetensors", checkpoint / "shard.safetensors")
+    assert reference_model.load(checkpoint).config.hidden_size == 16
+
+
+# ---- item 15: save_pretrained respects the umask like every other file ----------------------
+def test_save_pretrained_weights_respect_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        checkpoint = _tiny_checkpoint(tmp_path / "ckpt")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in checkpoint.iterdir()}
+    assert modes["model.safetensors"] == modes["config.json"] == 0o644, modes
+
+
+# ---- item 5: non-finite weights warned at load; agreement never computed on NaN ---------------
+def test_nonfinite_weights_warn_and_validation_reports_no_agreement(tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    import convbert_export
+    import reference_model
+    from convbert_export.errors import ValidationFailedError
+    from convbert_export.report.validation import validation_table
+
+    checkpoint = _tiny_checkpoint(tmp_path / "ckpt")
+    state = load_file(str(checkpoint / "model.safetensors"))
+    state["classifier.out_proj.weight"][0, 0] = float("nan")
+    state["classifier.dense.bias"][1] = float("inf")
+    save_file(state, str(checkpoint / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.warns(RuntimeWarning, match=r"non-finite.*2 tensors.*classifier\.") as record:
+        model = reference_model.load(checkpoint)
+    assert len([w for w in record if "non-finite" in str(w.message)]) == 1
+    with pytest.raises(ValidationFailedError) as info:
+        convbert_export.export(model, "text-classification", tmp_path / "out", tokenizer_dir=None,
+                               validation=None)
+    report = info.value.report
+    data = report.to_dict()
+    assert data["agreement"]["value"] is None or data["agreement"]["value"] != data["agreement"]["value"]
+    assert data["agreement"]["nonfinite_cases"] > 0
+    text = validation_table(report)
+    assert "100.00%" not in text and "agreement not computed" in text, text
+    assert "padding effect" not in text or "not measured" in text, text
+    assert any("non-finite" in failure or "NaN" in failure for failure in data["failures"])
+    assert torch.isnan(model.classifier.out_proj.weight[0, 0])

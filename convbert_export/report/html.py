@@ -155,6 +155,10 @@ def _output_details(o: dict) -> str:
 
 
 def _agreement(a: dict) -> str:
+    if a.get("nonfinite_cases"):
+        from .validation import _agreement_text
+
+        return _agreement_text(a)
     if a["metric"] == "cosine":
         return f"hidden-state cosine min {a['value']:.7f} (mean {a.get('mean', float('nan')):.7f})"
     label = {"topk": "top-5", "argmax": "argmax", "span": "start/end"}.get(a["metric"], a["metric"])

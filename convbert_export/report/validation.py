@@ -8,6 +8,9 @@ def _fmt(value: float) -> str:
 
 
 def _agreement_text(agreement: dict) -> str:
+    if agreement.get("nonfinite_cases"):
+        return (f"{agreement['metric']} agreement not computed: NaN/Inf outputs in "
+                f"{agreement['nonfinite_cases']} case(s)")
     if agreement["metric"] == "cosine":
         return f"cosine min {agreement['value']:.7f} (mean {agreement.get('mean', float('nan')):.7f})"
     label = {"topk": "top-5", "argmax": "argmax", "span": "start/end"}.get(agreement["metric"], agreement["metric"])

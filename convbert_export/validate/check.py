@@ -469,7 +469,10 @@ def validate(
                 + f"; worst case {s.worst_case!r}"
             )
     rate = agreement.rate
-    if spec.agreement == "cosine":
+    if agreement.nonfinite:
+        failures.append(f"{spec.agreement} agreement not computed: NaN/Inf outputs in {agreement.nonfinite} "
+                        "case(s) (non-finite weights or an overflow)")
+    elif spec.agreement == "cosine":
         if min_cosine is not None and not rate >= min_cosine:
             failures.append(f"hidden-state cosine {rate:.6f} is below the threshold {min_cosine}")
     elif min_agreement is not None and not rate >= min_agreement:
@@ -583,6 +586,9 @@ def padding_effect(session, names, manifest: Manifest, reference) -> dict:
     alone, padded_feeds = feeds_for(length), feeds_for(padded)
     onnx_alone = dict(zip(names, session.run(None, alone)))
     onnx_padded = dict(zip(names, session.run(None, padded_feeds)))
+    if any(not np.isfinite(v).all() for d in (onnx_alone, onnx_padded) for v in d.values()
+           if np.issubdtype(np.asarray(v).dtype, np.floating)):
+        return {"note": "not measured: the export's outputs hold NaN or Inf"}
     exact = reference.exact_padding
     try:
         reference.set_exact_padding(False)

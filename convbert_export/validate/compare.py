@@ -73,9 +73,13 @@ class Agreement:
     agree: int = 0
     total: int = 0
     cosines: list = field(default_factory=list)
+    # cases whose outputs held NaN/Inf: not counted, and then no rate is reported at all
+    nonfinite: int = 0
 
     @property
     def rate(self) -> float:
+        if self.nonfinite:
+            return float("nan")
         if self.metric == "cosine":
             return float(np.min(self.cosines)) if self.cosines else float("nan")
         return self.agree / self.total if self.total else float("nan")
@@ -87,6 +91,7 @@ class Agreement:
             data["vectors"] = len(self.cosines)
         else:
             data["agree"], data["total"] = self.agree, self.total
+        data["nonfinite_cases"] = self.nonfinite
         return data
 
 
@@ -101,8 +106,14 @@ def cosine_rows(got: np.ndarray, ref: np.ndarray) -> np.ndarray:
 def update_agreement(agreement: Agreement, task_metric: str, got: dict, ref: dict, token_mask: np.ndarray | None) -> None:
     """Add one case to ``agreement``.
 
-    ``token_mask`` (batch, sequence) selects real tokens for per-token outputs.
+    ``token_mask`` (batch, sequence) selects real tokens for per-token outputs. A case whose
+    outputs hold NaN or Inf is counted in ``agreement.nonfinite`` instead (argmax of NaN means
+    nothing).
     """
+    if any(not np.isfinite(np.asarray(v)).all() for d in (got, ref) for v in d.values()
+           if np.issubdtype(np.asarray(v).dtype, np.floating)):
+        agreement.nonfinite += 1
+        return
     if task_metric == "cosine":
         g, r = got["last_hidden_state"], ref["last_hidden_state"]
         if token_mask is not None:
