@@ -193,6 +193,7 @@ class LibraryInfo:
     onnxruntime: str
     header_api_version: int | None
     built: bool  # True when this call compiled it
+    include_dir: Path | None = None  # the ONNX Runtime headers used (None with CONVBERT_EXPORT_OPS_LIBRARY)
 
     def as_dict(self) -> dict:
         return {
@@ -201,6 +202,7 @@ class LibraryInfo:
             "onnxruntime": self.onnxruntime,
             "header_api_version": self.header_api_version,
             "built": self.built,
+            "include_dir": str(self.include_dir) if self.include_dir else None,
             "domain": DOMAIN,
             "op_type": OP_TYPE,
         }
@@ -239,7 +241,7 @@ def ensure_library(build: bool = True, force: bool = False, progress: Progress |
         target_dir = cache_root() / "ops" / key
         library = target_dir / library_filename()
         if library.is_file() and not force:
-            return LibraryInfo(library, key, ort_version, api_version, built=False)
+            return LibraryInfo(library, key, ort_version, api_version, built=False, include_dir=headers.include_dir)
         if not build:
             raise BuildError(
                 f"the DynamicConv custom-op library is not built for onnxruntime {ort_version} "
@@ -258,7 +260,7 @@ def ensure_library(build: bool = True, force: bool = False, progress: Progress |
         )
     _build_into(source, headers.include_dir, target_dir, progress,
                 {"key": key, "onnxruntime": ort_version, "header_api_version": api_version})  # fmt: skip
-    return LibraryInfo(library, key, ort_version, api_version, built=True)
+    return LibraryInfo(library, key, ort_version, api_version, built=True, include_dir=headers.include_dir)
 
 
 def _run(command: list[str], log: list[str]) -> None:

@@ -277,6 +277,7 @@ def test_build_ops_command_prints_the_library(library, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert Path(printed["library"]) == library
     assert printed["domain"] == "com.convbert_export" and printed["op_type"] == "DynamicConv"
+    assert (Path(printed["include_dir"]) / "onnxruntime_cxx_api.h").is_file()  # the header step ran
 
 
 def _nvcc() -> str | None:

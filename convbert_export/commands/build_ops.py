@@ -16,6 +16,9 @@ from ..progress import Progress
 def command(force: bool, as_json: bool, quiet: bool) -> None:
     """Build the DynamicConv custom-op library for ONNX Runtime and print its path.
 
+    First gets the ONNX Runtime headers it compiles against: $ORT_INCLUDE_DIR, else the cache,
+    else (Debian-family systems) Debian's libonnxruntime-dev, fetched without installing anything.
+
     The library is cached under ${CONVBERT_EXPORT_CACHE:-~/.cache/convbert-export}/ops/, keyed by
     the C++ sources, the onnxruntime version and the ONNX Runtime headers' API version.
     """
