@@ -39,14 +39,14 @@ import json
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidInputError, MissingDependencyError, RequestError
-from ..fileio import atomic_directory, sha256_file, write_text_atomic
+from ..fileio import atomic_directory, sha256_file, write_json_atomic, write_text_atomic
 from ..manifest import LOADED, Manifest, load_manifest, verify_directory
 from ..tasks import get_task
 from ..tokenization import TOKENIZER_FILES
@@ -58,6 +58,7 @@ KINDS = ("cpu", "gpu")
 TEXT_INPUT = "TEXT"
 ANSWER_OUTPUT = "ANSWER"
 MODEL_TEMPLATE = Path(__file__).with_name("model.py")
+REPOSITORY_JSON = "triton-repository.json"
 # files the Python-backend steps need from an export: what Pipeline reads besides the model
 STEP_FILES = ("manifest.json", "config.json", *TOKENIZER_FILES)
 ROLES = ("tokenize", "answer")
@@ -401,6 +402,10 @@ def write_repository(sources, output, settings: TritonSettings | None = None, fo
                 steps = _write_steps(source, settings, tmp)
                 result.models.extend({"name": n, "platform": "python" if not n.endswith("_text") else "ensemble",
                                       "task": source.manifest.task} for n in steps)
+        # what was written, from what (Triton reads only the model folders; --force knows it is ours)
+        write_json_atomic(tmp / REPOSITORY_JSON, {
+            "format": "convbert-export-triton/1", "models": result.models, "notes": result.warnings,
+            "sources": [str(s.directory.resolve()) for s in loaded], "settings": asdict(settings)})
     return result
 
 

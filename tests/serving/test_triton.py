@@ -41,6 +41,7 @@ def repo(serving_export, tmp_path_factory):
 def test_every_config_parses_with_the_real_schema(repo):
     configs = sorted(repo.path.glob("*/config.pbtxt"))
     assert len(configs) == 4 * len(TASKS)
+    assert sorted(p.name for p in repo.path.iterdir() if p.is_file()) == ["triton-repository.json"]
     for path in configs:
         config = parse_config(path)
         assert config.name == path.parent.name
@@ -234,7 +235,7 @@ def test_leaking_or_batch_dependent_exports_get_no_dynamic_batching_unless_asked
         config = parse_config(repo.path / name / "config.pbtxt")
         assert not config.HasField("dynamic_batching"), name
     assert len(repo.warnings) == 2 and all("no dynamic batching" in w for w in repo.warnings)
-    assert sorted(p.name for p in repo.path.iterdir()) == sorted([leaking.name, int8.name])  # --no-ensemble
+    assert sorted(p.name for p in repo.path.iterdir() if p.is_dir()) == sorted([leaking.name, int8.name])  # --no-ensemble
     asked = write_repository([leaking], tmp_path / "asked", TritonSettings(ensemble=False, allow_unsafe_batching=True))
     assert parse_config(asked.path / leaking.name / "config.pbtxt").HasField("dynamic_batching")
 
@@ -286,9 +287,17 @@ def test_cli_writes_the_repository(serving_export, tmp_path):
     out = tmp_path / "repo"
     assert main(["triton", str(serving_export("text-classification")), "--output", str(out),
                  "--name", "clf", "--max-batch-size", "4", "--quiet"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["clf", "clf_answer", "clf_text", "clf_tokenize"]
+    assert sorted(p.name for p in out.iterdir()) == ["clf", "clf_answer", "clf_text", "clf_tokenize",
+                                                     "triton-repository.json"]
     assert parse_config(out / "clf" / "config.pbtxt").max_batch_size == 4
     assert main(["triton", str(serving_export("text-classification")), "--output", str(out)]) == 2  # exists
+    assert main(["triton", str(serving_export("fill-mask")), "--output", str(out), "--force", "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir())[0] == "fill-mask"
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("not ours")
+    assert main(["triton", str(serving_export("fill-mask")), "--output", str(foreign), "--force"]) == 2
+    assert (foreign / "notes.txt").read_text() == "not ours"
 
 
 @pytest.mark.tensorrt
