@@ -17,7 +17,7 @@ from .fileio import read_json, sha256_file, write_json_atomic
 FORMAT = "convbert-export/1"
 MANIFEST = "manifest.json"
 # files that are written after the manifest (or are it) and so carry no checksum in it
-UNCHECKED = {MANIFEST, "validation.json", "validation.md"}
+UNCHECKED = {MANIFEST, "validation.json", "validation.md", "validation.html"}
 # files a loader reads when present (tokenizer.json wins over vocab.txt): one the manifest does
 # not list is refused at load, since it would change what is served
 LOADED = ("model.onnx", "model.onnx.data", "openvino_model.xml", "openvino_model.bin", "config.json",

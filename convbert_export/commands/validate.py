@@ -28,7 +28,7 @@ def command(export_dir, model_dir, atol, rtol, no_library, provider, quiet, as_j
         emit_json(report.to_dict())
     else:
         click.echo(validation_table(report))
-        click.echo(f"\n{'PASS' if report.passed else 'FAIL'}: {export_dir} (reports: validation.json, validation.md)")
+        click.echo(f"\n{'PASS' if report.passed else 'FAIL'}: {export_dir} (reports: validation.json, validation.md, validation.html)")
     if not report.passed:
         from ..errors import ValidationFailedError
 

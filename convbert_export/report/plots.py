@@ -56,6 +56,9 @@ def _figure(width: float = 5.2, height: float = 2.6):
 def error_histogram(edges: list[float], counts: list[int], zeros: int, atol: float | None, title: str) -> str:
     """Absolute errors on a log axis; the exact matches (error 0) are counted in the title."""
     fig, ax = _figure()
+    step = 4  # the report's 20 bins per decade drawn as 5, which reads better
+    counts = [sum(counts[i:i + step]) for i in range(0, len(counts), step)]
+    edges = [edges[min(i, len(edges) - 1)] for i in range(0, len(edges) + step - 1, step)][: len(counts) + 1]
     lefts = edges[:-1]
     widths = [b - a for a, b in zip(edges[:-1], edges[1:])]
     ax.bar(lefts, counts, width=widths, align="edge", color="#4c72b0", edgecolor="none")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 
+RULE = "a value passes when |export - reference| <= atol + rtol * |reference| (numpy.allclose's rule)"
+
+
 def _fmt(value: float) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
@@ -32,6 +35,7 @@ def validation_table(report) -> str:
         for o in data["outputs"]
     ]
     text = render_table(["output", "max abs", "max rel", "atol/rtol", "outside", "result"], rows)
+    text += f"\n{RULE}"
     text += f"\n{_agreement_text(data['agreement'])}"
     effect = data.get("padding_effect") or {}
     if "export_max_abs_diff" in effect:
@@ -69,7 +73,22 @@ def validation_markdown(report) -> str:
             f"| `{o['name']}` | {_fmt(o['max_abs'])} | {_fmt(o['max_rel'])} | {o['atol']:g} / {o['rtol']:g} "
             f"| {o['violations']} of {o['elements']} | {'pass' if o['passed'] else '**FAIL**'} |"
         )
-    lines += ["", f"Task-level: {_agreement_text(d['agreement'])}.", ""]
+    lines += ["", f"Rule: {RULE}; an output passes when all its values do and none is NaN or infinite.", ""]
+    if any("error" in o for o in d["outputs"]):
+        lines += [
+            "| output | mean abs | p50 | p90 | p99 | largest at | export / reference there | atol to pass | rtol to pass |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for o in d["outputs"]:
+            e, w = o["error"], o.get("worst") or {}
+            lines.append(
+                f"| `{o['name']}` | {_fmt(e['mean'])} | {_fmt(e['p50'])} | {_fmt(e['p90'])} | {_fmt(e['p99'])} "
+                f"| {o['worst_case']} {tuple(w.get('index', ()))} | {w.get('got', float('nan')):.7g} / {w.get('ref', float('nan')):.7g} "
+                f"| {_fmt(o['min_atol'])} | {_fmt(o['min_rtol'])} |"
+            )
+        lines += ["", "Percentiles from a log histogram (20 bins per decade, within ~6%); \"atol to pass\" keeps "
+                  "rtol, \"rtol to pass\" keeps atol. Plots: validation.html.", ""]
+    lines += [f"Task-level: {_agreement_text(d['agreement'])}.", ""]
     effect = d.get("padding_effect") or {}
     if "export_max_abs_diff" in effect:
         lines.append(

@@ -454,7 +454,7 @@ def validate(
                     out_name, f"{out_name} shape in case {name!r}: expected {ref[out_name].shape}, got {got[out_name].shape}"
                 )
                 continue
-            stats[out_name].update(name, got[out_name], ref[out_name])
+            stats[out_name].update(name, got[out_name], ref[out_name], length=feeds["input_ids"].shape[-1])
         if not shape_failures:
             token_mask = None if spec.multiple_choice else mask
             update_agreement(agreement, spec.agreement, got, ref, token_mask)
@@ -537,11 +537,14 @@ def graph_mismatches(export_dir: Path, manifest: Manifest, session) -> list[str]
 
 
 def write_reports(report: ValidationReport, directory: str | Path) -> None:
-    """Write validation.json and validation.md into ``directory`` (atomically)."""
+    """Write validation.json, validation.md and validation.html into ``directory`` (atomically)."""
     from ..report import validation_markdown
 
     write_json_atomic(Path(directory) / "validation.json", report.to_dict())
     write_text_atomic(Path(directory) / "validation.md", validation_markdown(report))
+    from ..report import html_report
+
+    write_text_atomic(Path(directory) / "validation.html", html_report(report.to_dict()))
 
 
 def padding_effect(session, names, manifest: Manifest, reference) -> dict:

@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# the |diff| histogram: 20 log-spaced bins per decade from 1e-12 to 1e4 (smaller and larger
+# differences land in the end bins; exact zeros are counted apart)
+HIST_LOW, HIST_PER_DECADE = -12, 20
+HIST_BINS = 16 * HIST_PER_DECADE
+
 
 @dataclass
 class OutputStats:
@@ -27,7 +32,19 @@ class OutputStats:
     worst_case: str = ""
     nonfinite: int = 0
 
-    def update(self, case: str, got: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None) -> None:
+    # Polygraphy-grade statistics: exact mean, a log histogram of |diff| (percentiles), where the
+    # maximum is, the values themselves, the smallest tolerances that pass, error per case length.
+    abs_sum: float = 0.0
+    zeros: int = 0
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(HIST_BINS, dtype=np.int64), repr=False)
+    min_atol: float = 0.0
+    min_rtol: float = 0.0
+    worst: dict = field(default_factory=dict)
+    values: dict = field(default_factory=dict)
+    by_length: list = field(default_factory=list)
+
+    def update(self, case: str, got: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None,
+               length: int | None = None) -> None:
         got = np.asarray(got, dtype=np.float64)
         ref = np.asarray(ref, dtype=np.float64)
         if mask is not None:
@@ -41,10 +58,67 @@ class OutputStats:
         abs_max = float(diff.max())
         if abs_max > self.max_abs or not self.worst_case:
             self.worst_case = case
+            at = np.unravel_index(int(np.argmax(diff)), diff.shape)
+            self.worst = {"index": [int(i) for i in at], "got": float(got[at]), "ref": float(ref[at])}
         self.max_abs = max(self.max_abs, abs_max)
         self.max_rel = max(self.max_rel, float(rel.max()))
         self.violations += int(np.count_nonzero(diff > self.atol + self.rtol * np.abs(ref)))
         self.elements += int(got.size)
+        self._accumulate(diff, got, ref, abs_max, length)
+
+    def _accumulate(self, diff, got, ref, abs_max, length) -> None:
+        self.abs_sum += float(diff.sum())  # inf when a value is not finite (the report says how many)
+        positive = diff[diff > 0]
+        self.zeros += int(diff.size - positive.size)
+        bins = np.clip(np.floor((np.log10(np.minimum(positive, 1e300)) - HIST_LOW) * HIST_PER_DECADE), 0, HIST_BINS - 1)
+        self.counts += np.bincount(bins.astype(np.int64), minlength=HIST_BINS)
+        self.min_atol = max(self.min_atol, float(np.max(diff - self.rtol * np.abs(ref))))
+        over = diff > self.atol
+        if over.any():
+            with np.errstate(divide="ignore", invalid="ignore"):
+                self.min_rtol = max(self.min_rtol, float(np.max((diff[over] - self.atol) / np.abs(ref[over]))))
+        for key, array in (("reference", ref), ("export", got)):
+            total = float(array.sum())
+            if not np.isfinite(total):
+                array = array[np.isfinite(array)]
+                total = float(array.sum())
+            if array.size:
+                v = self.values.setdefault(key, {"min": np.inf, "max": -np.inf, "sum": 0.0, "sumsq": 0.0, "n": 0})
+                v["min"], v["max"] = min(v["min"], float(array.min())), max(v["max"], float(array.max()))
+                v["sum"] += total
+                v["sumsq"] += float(np.dot(array.ravel(), array.ravel()))
+                v["n"] += int(array.size)
+        if length is not None:
+            self.by_length.append([int(length), abs_max])
+
+    def percentile(self, q: float) -> float:
+        """The q-th percentile (0-100) of |diff|, from the histogram (bin centre, ~6%)."""
+        total = self.zeros + int(self.counts.sum())
+        if not total:
+            return float("nan")
+        rank = q / 100 * (total - 1)
+        if rank < self.zeros:
+            return 0.0
+        index = int(np.searchsorted(np.cumsum(self.counts), rank - self.zeros, side="right"))
+        return float(10 ** (HIST_LOW + (index + 0.5) / HIST_PER_DECADE))
+
+    def error_dict(self) -> dict:
+        nonzero = np.flatnonzero(self.counts)
+        lo, hi = (int(nonzero[0]), int(nonzero[-1]) + 1) if nonzero.size else (0, 0)
+        edges = [float(10 ** (HIST_LOW + i / HIST_PER_DECADE)) for i in range(lo, hi + 1)] if hi else []
+        return {
+            "mean": self.abs_sum / self.elements if self.elements else float("nan"),
+            "p50": self.percentile(50), "p90": self.percentile(90), "p99": self.percentile(99),
+            "zeros": self.zeros, "edges": edges, "counts": [int(c) for c in self.counts[lo:hi]],
+        }
+
+    def values_dict(self) -> dict:
+        out = {}
+        for key, v in self.values.items():
+            mean = v["sum"] / v["n"]
+            out[key] = {"min": v["min"], "max": v["max"], "mean": mean,
+                        "std": float(np.sqrt(max(v["sumsq"] / v["n"] - mean * mean, 0.0)))}
+        return out
 
     @property
     def passed(self) -> bool:
@@ -62,6 +136,12 @@ class OutputStats:
             "nonfinite": self.nonfinite,
             "worst_case": self.worst_case,
             "passed": self.passed,
+            "error": self.error_dict(),
+            "min_atol": self.min_atol,
+            "min_rtol": self.min_rtol,
+            "worst": self.worst,
+            "values": self.values_dict(),
+            "by_length": self.by_length,
         }
 
 
