@@ -16,19 +16,29 @@ from ._common import emit_json, progress_for, quiet_json_options
 @click.option("--no-library", is_flag=True, help="For custom-op exports: run the model-local function, not the library.")
 @click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt", "openvino"]), default="cpu", show_default=True,
               help="ONNX Runtime provider to validate on (cuda/tensorrt need onnxruntime-gpu), or openvino.")
+@click.option("--save-inputs", type=click.Path(dir_okay=False), help="Write the worst case's inputs here (npz, named like the model's inputs).")
+@click.option("--save-outputs", type=click.Path(dir_okay=False), help="Write the worst case's outputs here (npz; the reference's as NAME.reference).")
+@click.option("--load-inputs", type=click.Path(dir_okay=False),
+              help="Run exactly these inputs (an npz from --save-inputs) instead of the grid; the export's reports are left as they are.")
 @quiet_json_options
-def command(export_dir, model_dir, atol, rtol, no_library, provider, quiet, as_json):
+def command(export_dir, model_dir, atol, rtol, no_library, provider, save_inputs, save_outputs, load_inputs, quiet, as_json):
     """Compare an export's ONNX Runtime outputs with the PyTorch reference; exit 1 on failure."""
     from ..report import validation_table
     from ..validate import ValidationSettings, validate
 
-    settings = ValidationSettings(atol=atol, rtol=rtol, use_library=False if no_library else "auto", provider=provider)
-    report = validate(export_dir, model_dir, settings, progress=progress_for(quiet, as_json), raise_on_failure=False)
+    settings = ValidationSettings(atol=atol, rtol=rtol, use_library=False if no_library else "auto", provider=provider,
+                                  save_inputs=save_inputs, save_outputs=save_outputs, load_inputs=load_inputs)
+    report = validate(export_dir, model_dir, settings, progress=progress_for(quiet, as_json), raise_on_failure=False,
+                      write=not load_inputs)
     if as_json:
         emit_json(report.to_dict())
     else:
         click.echo(validation_table(report))
-        click.echo(f"\n{'PASS' if report.passed else 'FAIL'}: {export_dir} (reports: validation.json, validation.md, validation.html)")
+        if report.replay:
+            click.echo(report.replay)
+        where = (f"replayed {load_inputs}; the export's reports are unchanged" if load_inputs
+                 else "reports: validation.json, validation.md, validation.html")
+        click.echo(f"\n{'PASS' if report.passed else 'FAIL'}: {export_dir} ({where})")
     if not report.passed:
         from ..errors import ValidationFailedError
 

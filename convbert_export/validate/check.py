@@ -41,6 +41,9 @@ class ValidationSettings:
         use_library: for custom-op exports, register the DynamicConv library ("auto": if it
             builds; True: required; False: run the model-local function instead).
         seed: seed of the random inputs.
+        load_inputs: an npz of model inputs (``--save-inputs`` writes one) to run instead of
+            the grid and the texts (see ``validate/replay.py``).
+        save_inputs, save_outputs: write the worst case's inputs / outputs there (npz).
         provider: the ONNX Runtime provider to validate on (cpu, cuda, tensorrt), or ``openvino``
             (OpenVINO on the CPU; OpenVINO export directories always validate there); an
             unavailable one is an error, never a silent fallback (the report says where it ran).
@@ -57,6 +60,9 @@ class ValidationSettings:
     use_library: bool | str = "auto"
     seed: int = 0
     provider: str = "cpu"
+    load_inputs: str | None = None
+    save_inputs: str | None = None
+    save_outputs: str | None = None
 
     def check(self) -> None:
         """Refuse settings that would make the comparison meaningless (a NaN tolerance passes everything)."""
@@ -113,6 +119,7 @@ class ValidationReport:
     library: str = ""
     elapsed_s: float = 0.0
     environment: dict = field(default_factory=dict)
+    replay: str = ""
 
     @property
     def passed(self) -> bool:
@@ -135,6 +142,7 @@ class ValidationReport:
             "cases": self.cases,
             "elapsed_s": round(self.elapsed_s, 3),
             "environment": self.environment,
+            "replay": self.replay,
         }
 
     def summary(self) -> str:
@@ -434,8 +442,14 @@ def validate(
 
     stats = {name: OutputStats(name, atol, rtol) for name in spec.output_names}
     agreement = Agreement(spec.agreement)
-    cases = list(random_cases(manifest, settings))
-    if settings.texts:
+    if settings.load_inputs:
+        from .replay import load_inputs
+
+        feeds = load_inputs(settings.load_inputs, [i.name for i in manifest.inputs], spec.multiple_choice)
+        cases = [(f"replay {Path(settings.load_inputs).name}", feeds)]
+    else:
+        cases = list(random_cases(manifest, settings))
+    if settings.texts and not settings.load_inputs:
         problem = tokenizer_mismatch(manifest, export_dir)
         if problem:
             failures.append(problem)
@@ -459,6 +473,7 @@ def validate(
             token_mask = None if spec.multiple_choice else mask
             update_agreement(agreement, spec.agreement, got, ref, token_mask)
     failures += list(shape_failures.values())
+    replay = _save_worst(settings, stats, cases, reference, session, got_names)
     for s in stats.values():
         if not s.elements and s.name in got_names and s.name not in shape_failures:
             failures.append(f"{s.name}: never compared (no validation case ran); check the validation grid")
@@ -492,6 +507,7 @@ def validate(
         library=library,
         padding_effect=padding_effect(session, got_names, manifest, reference),
         environment=_environment(),
+        replay=replay,
     )
     report.elapsed_s = time.perf_counter() - started
     if display_path is not None:
@@ -501,6 +517,23 @@ def validate(
     if raise_on_failure and not report.passed:
         raise ValidationFailedError(f"validation of {export_dir} failed: {report.summary()}", report)
     return report
+
+
+def _save_worst(settings: ValidationSettings, stats: dict, cases: list, reference, session, names) -> str:
+    """Write the worst case for replay (--save-inputs/--save-outputs); what was written, or ""."""
+    if not (settings.save_inputs or settings.save_outputs):
+        return ""
+    from .replay import save_case, worst_case
+
+    name = worst_case(stats)
+    if name is None:
+        return ""
+    feeds = dict(cases)[name]
+    got = dict(zip(names, session.run(None, feeds))) if settings.save_outputs else None
+    ref = run_reference(reference, feeds) if settings.save_outputs else None
+    save_case(feeds, settings.save_inputs, settings.save_outputs, got, ref)
+    files = " and ".join(str(p) for p in (settings.save_inputs, settings.save_outputs) if p)
+    return f"worst case {name!r} saved to {files}; re-run it with validate --load-inputs"
 
 
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
