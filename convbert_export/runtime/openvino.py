@@ -228,6 +228,17 @@ class OpenVinoRunner(Runner):
             )
         return cls(path, settings=settings, **options)
 
+    def describe(self) -> dict:
+        manifest = self.manifest or {}
+        config = self.compiled_config or self.compile_config()
+        return {"name": self.name, "backend": f"openvino {self.version or ''} CPU".replace("  ", " "),
+                "path": str(self.export_dir or self.model_path), "task": manifest.get("task"),
+                "precision": manifest.get("precision", "fp32"),
+                "inference_precision": config["INFERENCE_PRECISION_HINT"],
+                "dynamic_quantization_group_size": config.get("DYNAMIC_QUANTIZATION_GROUP_SIZE"),
+                "model": self.model_path.name,
+                "dynamic_conv": (manifest.get("dynamic_conv") or {}).get("mode")}
+
     # ---- what the export asks for ------------------------------------------------------
     @property
     def backend_options(self) -> dict:
