@@ -147,7 +147,7 @@ def test_int8_variant_passes_the_gates_and_keeps_exact_batching(exports, int8_di
         assert _alone_vs_batched(runner, feeds, lengths) > 10 * max(exact, 1e-6)
 
 
-def test_openvino_directory_serves_by_default_and_validates(int8_dir):
+def test_openvino_directory_serves_by_default_and_validates(int8_dir, exports, capsys):
     out, _ = int8_dir
     with Pipeline.from_export(out) as pipe:
         assert isinstance(pipe.runner, OpenVinoRunner)
@@ -158,6 +158,12 @@ def test_openvino_directory_serves_by_default_and_validates(int8_dir):
 
     assert main(["validate", str(out), "--quiet"]) == 0
     assert json.loads((out / "validation.json").read_text())["passed"]
+    capsys.readouterr()
+    # `predict`: an OpenVINO directory runs on OpenVINO; an ONNX export with --provider openvino
+    assert main(["predict", str(out), "--text", "hello world", "--threads", "2", "-q"]) == 0
+    assert main(["predict", str(exports["decomposed"]), "--provider", "openvino", "--text", "hello world", "-q"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["line"] for line in lines] == [1, 1] and all("result" in line for line in lines)
 
 
 def test_a_changed_ir_is_refused(int8_dir, tmp_path):

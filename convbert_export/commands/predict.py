@@ -32,11 +32,11 @@ from ..records import RecordError, answer_records, parse_line
               help="JSON lines file ('-' reads standard input).")
 @click.option("--output", "output_path", type=click.Path(dir_okay=False), help="Write JSON lines here (default stdout).")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1))
-@click.option("--provider", default=None, type=click.Choice(["cpu", "cuda", "tensorrt"]),
-              help="ONNX Runtime provider for an export directory (default cpu); an engine directory "
-                   "runs on TensorRT only.")
+@click.option("--provider", default=None, type=click.Choice(["cpu", "cuda", "tensorrt", "openvino"]),
+              help="ONNX Runtime provider for an export directory (default cpu), or openvino; an engine "
+                   "directory runs on TensorRT only, an OpenVINO directory on OpenVINO.")
 @click.option("--threads", default=0, show_default=True, type=click.IntRange(0),
-              help="ONNX Runtime intra-op threads (0 = all cores); export directories only.")
+              help="ONNX Runtime intra-op (or OpenVINO) threads (0 = all cores); export directories only.")
 @click.option("--chunk", default=256, show_default=True, type=click.IntRange(1), help="Lines read per step.")
 @click.option("--no-verify", "no_verify", is_flag=True,
               help="Skip checking DIR's files against its manifest's sha256 (only for a directory "
@@ -45,6 +45,7 @@ from ..records import RecordError, answer_records, parse_line
 def command(export_dir, texts, input_path, output_path, batch_size, provider, threads, chunk, no_verify, quiet):
     """Run DIR (an export or a TensorRT engine directory) on texts: JSON lines in, JSON lines out."""
     from ..errors import InvalidInputError
+    from ..runtime.factory import backend_for
     from ..runtime.pipelines import Pipeline, is_engine_dir
 
     progress = Progress(enabled=not quiet)
@@ -67,6 +68,10 @@ def command(export_dir, texts, input_path, output_path, batch_size, provider, th
                 "directory; drop --threads, or predict with the export directory"
             )
         settings = None
+    elif backend_for(export_dir, provider) == "openvino":
+        from ..runtime.openvino import OpenVinoSettings
+
+        settings = OpenVinoSettings(threads=threads)
     else:
         from ..runtime.ort import OrtSettings
 
