@@ -147,6 +147,37 @@ def test_int8_variant_passes_the_gates_and_keeps_exact_batching(exports, int8_di
         assert _alone_vs_batched(runner, feeds, lengths) > 10 * max(exact, 1e-6)
 
 
+def test_int8_keeps_embeddings_and_the_pooled_head_float(tmp_path):
+    import openvino as ov
+
+    from convbert_export.export.openvino import pooled_head_matmuls
+
+    source = tmp_path / "tc"
+    export_tasks(ModelSource.from_preset("demo"), ["text-classification"], source, ExportSettings(validate=False))
+    out = tmp_path / "tc-int8"
+    optimize(source, out, OptimizeSettings(openvino="int8", validate=False))
+    model = ov.Core().read_model(str(out / "openvino_model.xml"))
+    head = pooled_head_matmuls(model)
+    assert len(head) == 2  # the classifier's dense and out_proj
+
+    def weight_type(op):
+        node = op.input_value(1 if op.get_type_name() == "MatMul" else 0).get_node()
+        while node.get_type_name() in ("Convert", "Transpose", "Reshape", "Multiply", "Subtract"):
+            node = node.input_value(0).get_node()
+        return node.get_output_element_type(0).get_type_name()
+
+    ops = {op.get_friendly_name(): op for op in model.get_ordered_ops()}
+    assert {weight_type(ops[name]) for name in head} == {"f32"}
+    gathers = [op for op in ops.values() if op.get_type_name() == "Gather"
+               and op.input_value(0).get_node().get_type_name() in ("Constant", "Convert")]
+    assert gathers and {weight_type(op) for op in gathers} == {"f32"}
+    encoder = [op for op in ops.values() if op.get_type_name() == "MatMul" and op.get_friendly_name() not in head
+               and weight_type(op) != "f32"]
+    assert len(encoder) >= 6 * 2 and {weight_type(op) for op in encoder} == {"i8"}
+    manifest = load_manifest(out)
+    assert manifest.transformations[-2]["kept_float"][1].startswith("pooled classifier head (2")
+
+
 def test_openvino_directory_serves_by_default_and_validates(int8_dir, exports, capsys):
     out, _ = int8_dir
     with Pipeline.from_export(out) as pipe:
