@@ -3,18 +3,24 @@
 Each command is one function in its own module under ``convbert_export/commands/`` (a click
 command named ``command``), registered in ``COMMANDS`` below and imported only when it runs, so
 ``convbert-export predict`` never imports torch. Errors the package raises on purpose become one
-line on stderr: exit 2 for bad usage or input, 1 for a failed validation.
+line on stderr. Exit status: 0 success, 1 validation failed, 2 bad usage or input (also a missing
+optional dependency), 3 internal error (a bug: one line on stderr; set CONVBERT_EXPORT_TRACEBACK=1
+for the traceback), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 
 import click
 
 from .errors import ConvBertExportError, Terminated
+
+#: exit status of an unexpected exception (a bug); 1 stays "validation failed", 2 "bad input"
+EXIT_INTERNAL = 3
 
 # command name -> module under convbert_export.commands defining `command`
 COMMANDS: dict[str, str] = {
@@ -97,6 +103,16 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug: its own exit code, never 1 (validation failed)
+        if os.environ.get("CONVBERT_EXPORT_TRACEBACK"):
+            import traceback
+
+            traceback.print_exc()
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        click.echo(
+            f"internal error (a bug in convbert-export): {type(exc).__name__}: {first}; rerun with "
+            "CONVBERT_EXPORT_TRACEBACK=1 for the traceback and report it", err=True)
+        return EXIT_INTERNAL
     return 0
 
 

@@ -90,6 +90,10 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "manifest") -> "Manifest":
+        if not isinstance(data, dict):
+            raise InvalidInputError(
+                f"{source}: expected a JSON object, got a {type(data).__name__}; re-export the model"
+            )
         if data.get("format") != FORMAT:
             raise InvalidInputError(
                 f"{source}: unsupported manifest format {data.get('format')!r}; expected {FORMAT!r} "
@@ -116,7 +120,7 @@ class Manifest:
                 backend=str(data.get("backend", "onnxruntime")),
                 backend_options=dict(data.get("backend_options") or {}),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidInputError(f"{source}: malformed manifest ({exc!r}); re-export the model") from None
 
 

@@ -64,12 +64,32 @@ def to_jsonable(value):
     return value
 
 
-def answer_records(pipe, records: Sequence[Any]) -> list[dict]:
+def _replace_surrogates(value: Any, where: str, found: list[str]) -> Any:
+    """``value`` with lone surrogates (JSON's ``"\\ud800"``) replaced by U+FFFD (same length,
+    so character offsets stay valid); ``found`` gets the name of each field changed."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            found.append(where)
+            return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in value)
+    if isinstance(value, list):
+        return [_replace_surrogates(v, f"{where}[{i}]", found) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _replace_surrogates(v, f"{k}" if where == "input" else f"{where}.{k}", found)
+                for k, v in value.items()}
+    return value
+
+
+def answer_records(pipe, records: Sequence[Any], on_warning=None) -> list[dict]:
     """``{"result": ...}`` or ``{"error": "..."}`` for each record, in order.
 
     ``records`` holds parsed JSON values; an Exception in their place (e.g. a RecordError
     from :func:`parse_line`) becomes that record's error. Valid records run together through
-    ``pipe.run_many`` (exact batching); a bad one fails alone.
+    ``pipe.run_many`` (exact batching); a bad one fails alone. Lone surrogates in a record's
+    strings are replaced by U+FFFD (answers are sliced from the replaced text, so they are
+    valid UTF-8) and reported as ``on_warning(index, message)``.
     """
     answers: list[dict | None] = [None] * len(records)
     items = []
@@ -78,9 +98,15 @@ def answer_records(pipe, records: Sequence[Any]) -> list[dict]:
             answers[index] = {"error": str(record)}
             continue
         try:
-            items.append((index, record_to_input(pipe.task, record)))
+            found: list[str] = []
+            item = record_to_input(pipe.task, record)
+            item = _replace_surrogates(item, "text" if isinstance(item, str) else "input", found)
+            items.append((index, item))
         except RecordError as exc:
             answers[index] = {"error": str(exc)}
+            continue
+        if found and on_warning is not None:
+            on_warning(index, f"{', '.join(found)}: lone surrogates replaced by U+FFFD")
     if items:
         outputs = pipe.run_many([item for _, item in items])
         for (index, _), result in zip(items, outputs):

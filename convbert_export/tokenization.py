@@ -630,6 +630,11 @@ class Tokenizer:
         try:
             raw = backend.encode_batch(inputs, add_special_tokens=add_special_tokens)
         except Exception as exc:  # tokenizers raises plain Exception for truncation errors
+            if "vocabulary" in str(exc) or "WordPiece" in str(exc):  # e.g. no [UNK] in vocab.txt
+                raise InvalidInputError(
+                    f"tokenization failed: {exc}; the tokenizer files (vocab.txt / tokenizer.json) are "
+                    "broken or incomplete: replace them with the model's own"
+                ) from exc
             raise InvalidInputError(
                 f"tokenization failed with truncation={strategy!r}, max_length={limit}, stride={stride}: "
                 f"{exc}; use a larger max_length, a smaller stride or another truncation strategy"

@@ -108,12 +108,21 @@ def _read_file(path: Path) -> dict[str, torch.Tensor]:
     except Exception as err:  # UnpicklingError for non-tensor objects, RuntimeError for corrupt files
         raise CheckpointError(
             f"cannot read {path} with torch.load(weights_only=True) (only plain tensors are accepted, "
-            f"never pickled code): {str(err).splitlines()[0] if str(err) else type(err).__name__}; "
-            f"convert the checkpoint to safetensors"
+            f"never pickled code): {_pickle_reason(err)}; convert the checkpoint to safetensors "
+            "(with the tool that wrote it, on a machine you trust)"
         ) from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: expected a mapping of names to tensors, got {type(state).__name__}")
     return state
+
+
+def _pickle_reason(err: Exception) -> str:
+    """What torch.load refused, without torch's advice to retry with weights_only=False (which
+    runs the file's pickled code)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    useful = [line for line in lines if "weights_only" not in line and "torch.load" not in line
+              and not line.startswith("Weights only load failed")]
+    return useful[0] if useful else type(err).__name__
 
 
 # ----------------------------------------------------------------------------- key matching

@@ -25,12 +25,10 @@ def _cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def demo_export(tmp_path_factory) -> Path:
-    from convbert_export.export import ExportSettings, ModelSource, export_tasks
+def demo_export() -> Path:
+    from demo_exports import demo_export as cached
 
-    out = tmp_path_factory.mktemp("integrity") / "clf"
-    export_tasks(ModelSource.from_preset("demo"), ["text-classification"], out, ExportSettings(validate=False))
-    return out
+    return cached("text-classification")
 
 
 @pytest.fixture

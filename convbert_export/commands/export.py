@@ -44,7 +44,10 @@ def command(model_dir, preset, seed, tasks, output, opset, dynamic_conv, padding
             raise
         failed = exc
     if as_json:
-        emit_json({"passed": failed is None, "exports": [r.to_dict() for r in results]})
+        # "passed" is null when nothing was validated (--no-validate): not validated is not passed
+        validated = any(r.report is not None for r in results)
+        emit_json({"passed": (failed is None) if validated else None, "validated": validated,
+                   "exports": [r.to_dict() for r in results]})
     else:
         if not quiet:
             for result in results:

@@ -50,7 +50,8 @@ def command(export_dir, output, int8, fp16, openvino, calibration, no_fuse, no_p
             emit_json({"passed": False, "validation": exc.report.to_dict()})
         raise
     if as_json:
-        emit_json({"passed": True, **result.to_dict()})
+        validated = result.report is not None  # --no-validate: null, not a pass
+        emit_json({"passed": True if validated else None, "validated": validated, **result.to_dict()})
         return
     if result.report is not None and not quiet:
         click.echo(validation_table(result.report))

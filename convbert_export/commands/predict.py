@@ -61,6 +61,14 @@ def command(export_dir, texts, input_path, output_path, batch_size, provider, th
             with open(input_path, "rb") as handle:
                 data = handle.read()
         lines.extend((len(texts) + n, line) for n, line in enumerate(data.splitlines(), 1) if line.strip())
+    if output_path:  # before the model loads: a typo in --output should not cost a model load
+        directory = os.path.dirname(os.path.abspath(output_path))
+        if not os.path.isdir(directory):
+            raise InvalidInputError(f"--output {output_path!r}: directory {directory!r} does not exist; "
+                                    "create it first or choose another path")
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise InvalidInputError(f"--output {output_path!r}: directory {directory!r} is not writable; "
+                                    "choose another path")
     if is_engine_dir(export_dir):
         if threads:
             raise InvalidInputError(
@@ -102,7 +110,9 @@ def command(export_dir, texts, input_path, output_path, batch_size, provider, th
                         records.append(parse_line(raw))
                     except RecordError as exc:
                         records.append(exc)
-                results = answer_records(pipe, records)
+                results = answer_records(
+                    pipe, records,
+                    on_warning=lambda i, message, block=block: progress.info(f"warning: line {block[i][0]}: {message}"))
                 for offset, result in enumerate(results):
                     out.write(json.dumps({"line": block[offset][0], **result}, ensure_ascii=False) + "\n")
                 out.flush()

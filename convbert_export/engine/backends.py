@@ -59,16 +59,18 @@ def get_backend(name: str) -> Backend:
         ) from None
 
 
-def import_backend(name: str) -> ModuleType:
-    """Import the backend's module, or raise MissingDependencyError saying what to install."""
+def import_backend(name: str, alternative: bool = True) -> ModuleType:
+    """Import the backend's module, or raise MissingDependencyError saying what to install
+    (and, with ``alternative``, for ``build-engine``, which other ``--backend`` exists)."""
     backend = get_backend(name)
     try:
         return importlib.import_module(backend.module)
     except ImportError as exc:
         other = [b for b in BACKENDS if b != name]
+        hint = f", or choose --backend {other[0]}" if alternative and other else ""
         raise MissingDependencyError(
             f"{backend.label} is not installed (import {backend.module} failed: {exc}); "
-            f"install it with `{backend.install}`, or choose --backend {other[0]}"
+            f"install it with `{backend.install}`{hint}"
         ) from None
 
 

@@ -12,6 +12,8 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import InvalidInputError
 from ..fileio import read_json
 from .profiles import Profile
@@ -64,13 +66,18 @@ class EngineInfo:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = ENGINE_JSON) -> "EngineInfo":
+        if not isinstance(data, dict):
+            raise InvalidInputError(
+                f"{source}: expected a JSON object, got a {type(data).__name__}; rebuild the engine with "
+                "`convbert-export build-engine`"
+            )
         if data.get("format") != ENGINE_FORMAT:
             raise InvalidInputError(
                 f"{source}: unsupported engine format {data.get('format')!r}; expected "
                 f"{ENGINE_FORMAT!r}; rebuild the engine with `convbert-export build-engine`"
             )
         try:
-            return cls(
+            info = cls(
                 backend=data["backend"],
                 backend_version=data["backend_version"],
                 task=data["task"],
@@ -87,11 +94,19 @@ class EngineInfo:
                 source=dict(data.get("source") or {}),
                 build=dict(data.get("build") or {}),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+            if not info.profiles:
+                raise ValueError("'profiles' is empty; an engine has at least one optimization profile")
+            for spec in info.inputs + info.outputs:  # names and numpy dtypes the runner binds
+                if not isinstance(spec["name"], str):
+                    raise ValueError(f"tensor name {spec['name']!r} is not a string")
+                np.dtype(spec["dtype"])
+                tuple(spec["axes"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidInputError(
-                f"{source}: malformed engine.json ({exc!r}); rebuild the engine with "
+                f"{source}: malformed engine.json ({exc}); rebuild the engine with "
                 "`convbert-export build-engine`"
             ) from None
+        return info
 
 
 def read_engine_info(engine_dir: str | Path) -> EngineInfo:

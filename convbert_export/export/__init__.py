@@ -73,7 +73,7 @@ class ExportResult:
     def summary_row(self) -> dict:
         report = self.report
         if report is None:
-            return {"task": self.task, "size_mb": self.size_bytes / 1e6, "max_abs": "-", "agreement": "not validated", "passed": True}
+            return {"task": self.task, "size_mb": self.size_bytes / 1e6, "max_abs": "-", "agreement": "not validated", "passed": None}
         from ..report.validation import _agreement_text
 
         data = report.to_dict()

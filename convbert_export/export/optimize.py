@@ -779,7 +779,10 @@ def _write_onnx_variant(source_model: Path, export_dir: Path, manifest: Manifest
                         settings: OptimizeSettings, progress: Progress) -> tuple[onnx.ModelProto, list[dict]]:
     """The ONNX Runtime variant: fusions, then fp16 or int8, saved into ``tmp``."""
     with progress.step("loading the model"):
-        model = onnx.load(str(source_model))
+        try:
+            model = onnx.load(str(source_model))
+        except (onnx.checker.ValidationError, OSError) as exc:  # e.g. external data outside the directory
+            raise InvalidInputError(f"cannot load {source_model}: {exc}; re-export the model") from None
     with progress.step("fusing (pointwise conv, attention, SkipLayerNorm, BiasGelu)"):
         model, steps = optimize_model_proto(model, settings)
     _name_nodes(model)

@@ -106,7 +106,8 @@ def validation_markdown(report) -> str:
 def summary_table(rows: list[dict]) -> str:
     """The demo/export summary: task, size, max diff, agreement, pass."""
     table = [
-        [r["task"], f"{r['size_mb']:.1f} MB", _fmt(r["max_abs"]), r["agreement"], "pass" if r["passed"] else "FAIL"]
+        [r["task"], f"{r['size_mb']:.1f} MB", _fmt(r["max_abs"]), r["agreement"],
+         "-" if r["passed"] is None else "pass" if r["passed"] else "FAIL"]
         for r in rows
     ]
     return render_table(["task", "model size", "max abs diff", "agreement", "result"], table)

@@ -287,7 +287,7 @@ def _check_range(runner: str, name: str, value: np.ndarray, low: int, high: int 
     if high is not None:
         hi = int(value.max())
         if hi >= high:
-            raise InvalidInputError(
-                f"{runner}: {name} contains {hi}, expected values < {field} = {high}; "
-                "the ids do not belong to this model's vocabulary (wrong tokenizer?)"
-            )
+            what = ("the token type ids do not fit this model (a pair where it has one segment type?)"
+                    if name == "token_type_ids" else
+                    "the ids do not belong to this model's vocabulary (wrong tokenizer?)")
+            raise InvalidInputError(f"{runner}: {name} contains {hi}, expected values < {field} = {high}; {what}")

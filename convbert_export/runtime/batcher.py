@@ -50,6 +50,7 @@ class MicroBatcher:
         self.max_delay = max_delay_ms / 1000.0
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self._closed = False
+        self._stop = threading.Event()
         self._lock = threading.Lock()
         self._worker = threading.Thread(target=self._loop, name="convbert-microbatcher", daemon=True)
         self._worker.start()
@@ -78,12 +79,20 @@ class MicroBatcher:
         return self.submit(item, **params).result(timeout=timeout)
 
     def close(self, timeout: float | None = None) -> None:
-        """Stop accepting requests; finish every queued one; stop the worker."""
+        """Stop accepting requests; finish every queued one; stop the worker.
+
+        Waits at most ``timeout`` seconds (None: until the queue is drained); the worker keeps
+        draining in the background after a timeout. Never blocks on a full queue.
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            self._queue.put(_STOP)
+            self._stop.set()
+            try:
+                self._queue.put_nowait(_STOP)  # wakes a worker waiting on an empty queue
+            except queue.Full:
+                pass  # the worker is busy and sees _stop once it has drained the queue
         self._worker.join(timeout)
 
     def __enter__(self) -> "MicroBatcher":
@@ -96,7 +105,10 @@ class MicroBatcher:
     def _loop(self) -> None:
         stopping = False
         while not stopping:
-            first = self._queue.get()
+            try:
+                first = self._queue.get_nowait() if self._stop.is_set() else self._queue.get()
+            except queue.Empty:  # closed and drained
+                break
             if first is _STOP:
                 break
             batch = [first]

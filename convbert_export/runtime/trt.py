@@ -163,7 +163,7 @@ class TrtRunner(Runner):
     def start_impl(self) -> None:
         info = self.info
         plan = read_verified_plan(self.engine_dir, info)  # hash first: nothing foreign goes further
-        trt = import_backend(info.backend)
+        trt = import_backend(info.backend, alternative=False)  # a plan runs only on the backend that built it
         check_backend(info, info.backend, backend_version(trt))
         from ..engine.cuda import load_cuda
 

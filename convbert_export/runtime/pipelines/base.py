@@ -58,7 +58,12 @@ DEFAULT_MAX_INPUT_CHARS = 1_000_000
 def _read_json(path: Path):
     if not path.is_file():
         return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    from ...fileio import read_json
+
+    data = read_json(path, fix="re-export the model")
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"{path}: expected a JSON object, got a {type(data).__name__}; re-export the model")
+    return data
 
 
 def _keys(item: dict) -> list[str]:
@@ -257,9 +262,11 @@ class Pipeline:
         results: list[Any] = [None] * len(items)
         features: list[Feature] = []
         owners: dict[int, list[int]] = {}
+        checked: dict[int, Any] = {}  # what post-processing slices answers from (surrogates replaced)
         for index, item in enumerate(items):
             try:
-                item_features = self.preprocess(self.check_input(item), params)
+                checked[index] = self.check_input(item)
+                item_features = self.preprocess(checked[index], params)
             except Exception as exc:  # noqa: BLE001 - a failing item fails alone, never its batch-mates
                 results[index] = exc
                 continue
@@ -276,7 +283,7 @@ class Pipeline:
                 continue
             try:
                 results[index] = self.postprocess(
-                    items[index], [features[i] for i in feature_ids], outs, params
+                    checked[index], [features[i] for i in feature_ids], outs, params
                 )
             except Exception as exc:  # noqa: BLE001 - as above
                 results[index] = exc

@@ -57,6 +57,12 @@ class FillMaskPipeline(Pipeline):
     def preprocess(self, text, params):
         features = [self._feature(enc) for enc in self._truncating(text)]
         if not (features[0].ids == self.tokenizer.mask_token_id).any():
+            if self.tokenizer.mask_token and self.tokenizer.mask_token in text:
+                raise InvalidInputError(
+                    f"the mask token ({self.tokenizer.mask_token}) was cut off: the text is longer than "
+                    f"the model's {self.max_length} tokens and truncation removed it; shorten the text "
+                    "around the mask"
+                )
             raise InvalidInputError(
                 f"no mask token ({self.tokenizer.mask_token}) in the input; put one where the word is missing"
             )
