@@ -19,9 +19,11 @@ from ._common import emit_json, progress_for, quiet_json_options
               help="Seconds per grid point (all backends); stops repeating early, after at least 3 repeats.")
 @click.option("--no-floor", is_flag=True, help="Skip the fp32 GEMM floor measurement.")
 @click.option("--json-out", type=click.Path(dir_okay=False), help="Write the full results as JSON to this file.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False),
+              help="Write an HTML report (latency against batch size) to this file.")
 @quiet_json_options
 def command(export_dirs, torch_reference, batches, sequences, threads, repeats, warmup, budget, no_floor, json_out,
-            quiet, as_json):
+            html_out, quiet, as_json):
     """Time EXPORT_DIR... over a batch x sequence grid: p50/p90/p99 latency and throughput."""
     import os
 
@@ -37,6 +39,11 @@ def command(export_dirs, torch_reference, batches, sequences, threads, repeats, 
     result = benchmark(export_dirs, settings, progress=progress_for(quiet, as_json))
     if json_out:
         write_json(result, json_out)
+    if html_out:
+        from ..fileio import write_text_atomic
+        from ..report import html_report
+
+        write_text_atomic(html_out, html_report(result.to_dict()))
     if as_json:
         emit_json(result.to_dict())
         return

@@ -73,6 +73,8 @@ def html_report(data: dict) -> str:
     """The HTML page of a validation or evaluation report (its ``to_dict()``)."""
     if data.get("kind") == "evaluation":
         return _page(f"Evaluation: {data['task']}", _evaluation(data))
+    if "results" in data and "backends" in data:  # a benchmark (BenchResult.to_dict())
+        return _page("Benchmark", _benchmark(data))
     return _page(f"Validation: {data['task']}", _validation(data))
 
 
@@ -206,4 +208,25 @@ def _evaluation(d: dict) -> str:
         parts.append("<h2>Bad rows (skipped)</h2><ul>"
                      + "".join(f"<li>line {b['line']}: {_e(b['reason'])}</li>" for b in d["bad_rows"]) + "</ul>")
     parts.append(f'<p class="muted">{d["elapsed_s"]:.1f} s; ' + _e(", ".join(f"{k} {v}" for k, v in d["environment"].items())) + "</p>")
+    return "\n".join(parts)
+
+
+# ------------------------------------------------------------------------------- benchmark
+def _benchmark(d: dict) -> str:
+    parts = ["<h1>Benchmark</h1>",
+             '<p class="rule">Latency of one call at each batch size and sequence length (p50 of the timed, '
+             "interleaved repeats); lower is better.</p>"]
+    for sequence in sorted({r["sequence"] for r in d["results"]}):
+        series: dict = {}
+        for r in d["results"]:
+            if r["sequence"] == sequence:
+                series.setdefault(r["backend"], []).append((r["batch"], r["p50_ms"]))
+        parts.append(_figure(plots.latency_by_batch, series, f"sequence {sequence}: latency vs batch size"))
+    rows = [[_e(r["backend"]), str(r["batch"]), str(r["sequence"]), _num(r["p50_ms"], ".2f"), _num(r["p90_ms"], ".2f"),
+             _num(r["p99_ms"], ".2f"), _num(r["throughput_seq_per_s"], ".1f"),
+             f"{r['speedup_vs_reference']:.2f}x" if r.get("speedup_vs_reference") else "-"] for r in d["results"]]
+    parts.append(_table(["backend", "batch", "sequence", "p50 ms", "p90 ms", "p99 ms", "seq/s", "vs reference"], rows))
+    parts += [f'<p class="note">{_e(note)}</p>' for note in d.get("notes", [])]
+    machine = ", ".join(f"{k} {v}" for k, v in (d.get("machine") or {}).items())
+    parts.append(f'<p class="muted">{_e(machine)}; {d.get("elapsed_s", 0):.1f} s</p>')
     return "\n".join(parts)

@@ -52,3 +52,15 @@ def test_report_text_is_escaped():
             "elapsed_s": 1.0, "environment": {}}
     page = html_report(data)
     assert "<script>" not in page and "&lt;script&gt;" in page and "&lt;b&gt;t&lt;/b&gt;" in page
+
+
+def test_benchmark_html_plots_latency_against_batch_size(validated_export, tmp_path):
+    from convbert_export.cli import main
+
+    page_file = tmp_path / "bench.html"
+    code = main(["benchmark", str(validated_export), "--batch", "1,2", "--sequence", "8,16", "--repeats", "3",
+                 "--warmup", "0", "--no-floor", "-q", "--html", str(page_file), "--json-out", str(tmp_path / "b.json")])
+    assert code == 0
+    page, data = page_file.read_text(), json.loads((tmp_path / "b.json").read_text())
+    assert _self_contained(page) and page.count("<svg") == 2  # one plot per sequence length
+    assert all(f"{r['p50_ms']:.2f}" in page for r in data["results"])
