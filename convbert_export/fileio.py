@@ -97,8 +97,8 @@ def check_output_dir(output: str | os.PathLike, force: bool) -> Path:
 
 
 # a directory holding one of these was written by us (export, multi-task export root's
-# children, engine directory, Triton model repository), so --force may replace it
-_OURS = ("manifest.json", "engine.json", "triton-repository.json")
+# children, engine directory, Triton model repository, evaluation report), so --force may replace it
+_OURS = ("manifest.json", "engine.json", "triton-repository.json", "evaluation.json")
 
 
 def _replaceable(directory: Path) -> bool:

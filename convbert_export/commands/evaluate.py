@@ -26,6 +26,11 @@ from ._common import emit_json, progress_for, quiet_json_options
 @quiet_json_options
 def command(exports, data, task, columns, limit, batch_size, resamples, model_dir, output, force, quiet, as_json):
     """Score the PyTorch reference and each EXPORT (export, optimized or engine directory) on the same labeled data."""
+    import os
+
+    # torch's OpenMP workers sleep instead of spinning between ops (as benchmark does): on shared
+    # cores spinning workers stall eager torch
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from ..evaluate import EvaluationSettings, evaluate, parse_columns, write_evaluation
     from ..fileio import check_output_dir
     from ..report import evaluation_table

@@ -89,6 +89,9 @@ def test_cli_writes_json_markdown_and_html_and_refuses_mixed_tasks(demo_exports,
     assert saved["task"] == "multiple-choice" and saved["examples"] == 3 and len(saved["models"]) == 2
     assert "| reference |" in (out / "evaluation.md").read_text()
     page = (out / "evaluation.html").read_text()
+    again = ["evaluate", str(demo_exports.get("multiple-choice")), "--data", str(data), "-o", str(out), "--resamples", "0", "-q"]
+    assert main(again) == 2 and "already exists" in capsys.readouterr().err
+    assert main(again + ["--force"]) == 0 and json.loads((out / "evaluation.json").read_text())["settings"]["resamples"] == 0
     assert page.count("<svg") == 1 and not re.search(r"(src|href)=[\"']?(https?:|//)", page)
     code = main(["evaluate", str(demo_exports.get("multiple-choice")), str(demo_exports.get("fill-mask")),
                  "--data", str(data), "-o", str(tmp_path / "r2")])
