@@ -55,8 +55,8 @@ class RaySettings:
         max_queued: requests waiting at the proxy beyond that; more are rejected with 503
             (default: ``max_ongoing``).
         max_records: most records in one HTTP request.
-        threads: ONNX Runtime intra-op threads per replica (export directories).
-        provider: ONNX Runtime provider (export directories; default cpu).
+        threads: ONNX Runtime intra-op threads per replica (ONNX export directories).
+        provider: ONNX Runtime provider (ONNX export directories; default cpu).
         num_cpus: CPUs Ray reserves per replica.
         allow_batch_dependent: batch records of a batch-dependent export anyway.
     """
@@ -102,11 +102,12 @@ class ConvBertModel:
     def __init__(self, directory: str, settings: dict):
         import warnings
 
-        from ..runtime import Pipeline, is_engine_dir
+        from ..runtime import Pipeline
+        from ..runtime.factory import backend_for
 
         self.settings = RaySettings(**settings)
         options: dict[str, Any] = {}
-        if not is_engine_dir(directory):
+        if backend_for(directory) == "onnxruntime":
             from ..runtime import OrtSettings
 
             threads = self.settings.threads
@@ -198,13 +199,15 @@ def build_app(directory: str | os.PathLike, settings: RaySettings | None = None,
         health_check_timeout_s=10,
         graceful_shutdown_timeout_s=5,
     )
-    capacity = settings.replicas * (settings.max_ongoing + queued)
+    # the ingress holds far more than the model replicas take, so overload is decided (and
+    # explained) at the model; past even this the proxy itself answers 503 with Ray's reason
+    capacity = 4 * settings.replicas * (settings.max_ongoing + queued) + 32
     ingress = serve.deployment(
         ConvBertIngress,
         name=name,
         num_replicas=1,
-        max_ongoing_requests=2 * capacity,  # so overload is decided (and explained) at the model
-        max_queued_requests=2 * capacity,
+        max_ongoing_requests=capacity,
+        max_queued_requests=capacity,
         ray_actor_options={"num_cpus": 0},
     )
     return ingress.bind(model.bind(str(directory), asdict(settings)), asdict(settings))

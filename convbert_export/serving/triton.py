@@ -145,8 +145,13 @@ class _Source:
 def _source(directory: Path, name: str) -> _Source:
     from ..runtime import is_engine_dir
 
-    from ..runtime.factory import verify_dir
+    from ..runtime.factory import backend_for, verify_dir
 
+    if backend_for(directory) == "openvino":
+        raise InvalidInputError(
+            f"{directory} is an OpenVINO IR directory; write the repository from the ONNX export it was "
+            "made from (this writer makes onnxruntime_onnx and tensorrt_plan models)"
+        )
     manifest = load_manifest(directory)
     verify_dir(directory)  # every file against the manifest (IntegrityError names each one)
     if not is_engine_dir(directory):

@@ -1,35 +1,20 @@
 """Fixtures for the serving tests: one tiny exact-padding export per task, built once per session
-(a one-layer, 32-wide ConvBERT over the demo vocabulary, seeded weights)."""
+(a one-layer, 32-wide ConvBERT over the demo vocabulary, seeded weights), the per-task records,
+and a nested comparison of answers."""
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 
 import pytest
 
-MAX_POSITIONS = 64
+from engine.conftest import tiny_model  # the one-layer, 32-wide demo-vocabulary model (tests/engine)
 TEXTS = [
     "a fine movie with a good story",
     "the weather in paris was grey",
     "short",
     "python is a programming language that lets you work quickly and integrate systems effectively",
 ]
-
-
-def tiny_model(task: str):
-    import torch
-
-    from reference_model.modeling import MODEL_CLASSES
-    from reference_model.presets import initialize_weights, preset_config
-
-    config = dataclasses.replace(
-        preset_config("demo", task), num_hidden_layers=1, hidden_size=32, embedding_size=32,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=MAX_POSITIONS,
-    )
-    model = MODEL_CLASSES[config.architectures[0]](config)
-    initialize_weights(model, config.initializer_range, torch.Generator().manual_seed(0))
-    return model.eval()
 
 
 @pytest.fixture(scope="session")
@@ -66,3 +51,19 @@ def records_for(task: str) -> list[dict]:
     if task == "text-classification":
         return [{"text": t} for t in TEXTS] + [{"text": TEXTS[0], "text_pair": TEXTS[1]}]
     return [{"text": t} for t in TEXTS]
+
+
+def assert_same(ours, theirs, path="answer", atol=1e-5):
+    """Nested answers equal: same keys and lengths, floats within ``atol``."""
+    if isinstance(theirs, dict):
+        assert isinstance(ours, dict) and set(ours) == set(theirs), f"{path}: {ours!r} vs {theirs!r}"
+        for key in theirs:
+            assert_same(ours[key], theirs[key], f"{path}.{key}", atol)
+    elif isinstance(theirs, list):
+        assert isinstance(ours, list) and len(ours) == len(theirs), f"{path}: {ours!r} vs {theirs!r}"
+        for i, (a, b) in enumerate(zip(ours, theirs)):
+            assert_same(a, b, f"{path}[{i}]", atol)
+    elif isinstance(theirs, float):
+        assert abs(ours - theirs) <= atol, f"{path}: {ours} vs {theirs}"
+    else:
+        assert ours == theirs, f"{path}: {ours!r} vs {theirs!r}"

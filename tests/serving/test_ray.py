@@ -16,7 +16,7 @@ import pytest
 
 from convbert_export.tasks import TASKS
 
-from .conftest import TEXTS, records_for
+from .conftest import TEXTS, assert_same, records_for
 
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
@@ -72,21 +72,6 @@ def expected_answers(export, records):
 
     with Pipeline.from_export(export) as pipe:
         return answer_records(pipe, records)
-
-
-def assert_same(ours, theirs, path="answer"):
-    if isinstance(theirs, dict):
-        assert isinstance(ours, dict) and set(ours) == set(theirs), f"{path}: {ours!r} vs {theirs!r}"
-        for key in theirs:
-            assert_same(ours[key], theirs[key], f"{path}.{key}")
-    elif isinstance(theirs, list):
-        assert isinstance(ours, list) and len(ours) == len(theirs), f"{path}: {ours!r} vs {theirs!r}"
-        for i, (a, b) in enumerate(zip(ours, theirs)):
-            assert_same(a, b, f"{path}[{i}]")
-    elif isinstance(theirs, float):
-        assert abs(ours - theirs) <= 1e-5, f"{path}: {ours} vs {theirs}"
-    else:
-        assert ours == theirs, f"{path}: {ours!r} vs {theirs!r}"
 
 
 @pytest.fixture(scope="module")
@@ -268,7 +253,10 @@ def test_overload_is_rejected_with_503_not_queued(local_serve, serving_export):
         served = [o for o in outcomes if o[0] == 200]
         assert rejected and served and len(rejected) + len(served) == 8, [o[:2] for o in outcomes]
         for _, _, body, headers in rejected:
-            assert body["retryable"] is True and "overloaded" in body["error"], body
+            if isinstance(body, dict):  # decided at the model replicas, by our ingress
+                assert body["retryable"] is True and "overloaded" in body["error"], body
+            else:  # or by Ray's proxy in front of the ingress: its own reason
+                assert "backpressure" in body.lower() or "queue" in body.lower(), body
             assert headers.get("retry-after") == "1"
         # rejected at once: no rejection waited as long as the slowest served request
         assert max(o[1] for o in rejected) < max(o[1] for o in served)

@@ -12,7 +12,7 @@ import pytest
 from convbert_export.errors import InvalidInputError
 from convbert_export.tasks import TASKS
 
-from .conftest import records_for
+from .conftest import assert_same, records_for
 
 text_format = pytest.importorskip("google.protobuf.text_format")
 model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2")
@@ -145,21 +145,6 @@ def _onnx_session(path):
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
-def _close(ours, theirs, path="answer"):
-    if isinstance(theirs, dict):
-        assert isinstance(ours, dict) and set(ours) == set(theirs), f"{path}: {ours!r} vs {theirs!r}"
-        for key in theirs:
-            _close(ours[key], theirs[key], f"{path}.{key}")
-    elif isinstance(theirs, list):
-        assert isinstance(ours, list) and len(ours) == len(theirs), f"{path}: {ours!r} vs {theirs!r}"
-        for i, (a, b) in enumerate(zip(ours, theirs)):
-            _close(a, b, f"{path}[{i}]")
-    elif isinstance(theirs, float):
-        assert abs(ours - theirs) <= 1e-5, f"{path}: {ours} vs {theirs}"
-    else:
-        assert ours == theirs, f"{path}: {ours!r} vs {theirs!r}"
-
-
 @pytest.mark.parametrize("task", list(TASKS))
 def test_python_steps_return_what_pipeline_returns(repo, serving_export, task):
     """TEXT -> tokenize step -> the repository's model.onnx -> answer step, with numpy object
@@ -183,7 +168,7 @@ def test_python_steps_return_what_pipeline_returns(repo, serving_export, task):
         outputs = dict(zip(output_names, session.run(output_names, feeds)))
         answer_bytes = answer({"TEXT": text, **outputs})["ANSWER"]
         assert answer_bytes.dtype == object and answer_bytes.shape == (1,)
-        _close(json.loads(answer_bytes[0].decode("utf-8")), want["result"])
+        assert_same(json.loads(answer_bytes[0].decode("utf-8")), want["result"])
     if task == "question-answering":  # the long context really ran as several windows
         text = np.array([json.dumps(records[1]).encode()], dtype=object)
         assert tokenize({"TEXT": text})["input_ids"].shape[0] > 1
@@ -322,3 +307,14 @@ def test_an_engine_directory_becomes_a_tensorrt_plan_model(serving_export, tmp_p
     assert tokenize.parameters["max_length"].string_value == "32"
     with pytest.raises(InvalidInputError, match="largest profile batch"):
         write_repository([engine], tmp_path / "too-big", TritonSettings(max_batch_size=16))
+
+
+def test_a_python_step_refuses_files_that_do_not_match_the_manifest(repo, tmp_path):
+    from convbert_export.serving.triton import TextStep
+
+    step = tmp_path / "step"
+    shutil.copytree(repo.path / "text-classification_tokenize" / "1", step)
+    with open(step / "vocab.txt", "a", encoding="utf-8") as handle:
+        handle.write("extra-token\n")
+    with pytest.raises(InvalidInputError, match="vocab.txt"):
+        TextStep(step, "tokenize")
