@@ -19,7 +19,6 @@ mirror (default: the Debian mirror in the system's apt sources, else deb.debian.
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import re
@@ -146,7 +145,7 @@ def _apt_config(work: Path, mirror: str, suite: str) -> Path:
         "Dir::Cache": str(work / "cache"),
         "Dir::Log": str(work),
         "Debug::NoLocking": "true",
-        "APT::Sandbox::User": getpass.getuser(),
+        "APT::Sandbox::User": "root",  # as root: keep privileges (the files are ours); others never switch
         "Acquire::Languages": "none",
         "Acquire::Retries": "2",
         "Acquire::http::Timeout": "30",
