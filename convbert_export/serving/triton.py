@@ -246,10 +246,11 @@ def _model_config(source: _Source, settings: TritonSettings) -> tuple[dict, list
         if not source.batch_safe:
             notes.append(f"{source.name}: dynamic batching enabled on a {_unsafe_reason(manifest)} as asked")
     else:
+        fix = ("re-export with --padding exact" if manifest.padding != "exact"
+               else "use an fp32, fp16 or static int8 variant")
         notes.append(
             f"{source.name}: no dynamic batching: the export is a {_unsafe_reason(manifest)}, so padded or "
-            "shared batches change answers; re-export with --padding exact (and no dynamic int8) to batch, "
-            "or pass --allow-unsafe-batching"
+            f"shared batches change answers; {fix} to batch, or pass --allow-unsafe-batching"
         )
     return config, notes
 

@@ -318,3 +318,39 @@ def test_a_python_step_refuses_files_that_do_not_match_the_manifest(repo, tmp_pa
         handle.write("extra-token\n")
     with pytest.raises(InvalidInputError, match="vocab.txt"):
         TextStep(step, "tokenize")
+
+
+def test_a_custom_op_export_carries_its_library_and_model_operations(tmp_path):
+    """The DynamicConv library is copied into the version folder, model_operations points at it
+    under the mount, and the model there runs with that library registered."""
+    import warnings
+
+    import onnx
+    import onnxruntime as ort
+
+    import convbert_export
+    from convbert_export import custom_ops
+    from convbert_export.fileio import sha256_file
+    from convbert_export.serving.triton import TritonSettings, write_repository
+    from engine.conftest import tiny_model
+
+    custom_ops.fetch_ort_headers()  # the project's own header step, as tests/test_custom_ops.py
+    library = custom_ops.library_path()
+    export = tmp_path / "custom"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        convbert_export.export(tiny_model("text-classification"), "text-classification", export,
+                               dynamic_conv="custom-op", validate=False)
+    repo = write_repository([export], tmp_path / "repo", TritonSettings(name="clf", repository_mount="/srv/models"))
+    config = parse_config(repo.path / "clf" / "config.pbtxt")
+    assert list(config.model_operations.op_library_filename) == [f"/srv/models/clf/1/{library.name}"]
+    version = repo.path / "clf" / "1"
+    assert sorted(p.name for p in version.iterdir()) == sorted(["model.onnx", library.name])
+    assert sha256_file(version / library.name) == sha256_file(library)
+    options = ort.SessionOptions()
+    options.register_custom_ops_library(str(version / library.name))
+    session = ort.InferenceSession(str(version / "model.onnx"), sess_options=options, providers=["CPUExecutionProvider"])
+    assert any(n.op_type == "DynamicConv" for n in onnx.load(str(version / "model.onnx")).graph.node)
+    feeds = {"input_ids": np.array([[2, 100, 200, 3]], np.int64), "attention_mask": np.ones((1, 4), np.int64),
+             "token_type_ids": np.zeros((1, 4), np.int64)}
+    assert np.isfinite(session.run(None, feeds)[0]).all()
