@@ -429,6 +429,10 @@ class ConvBertSequenceSummary(nn.Module):
     ``first`` takes position 0, ``mean`` averages every position (padding included),
     ``cls_index`` with no index is ``last``. Then the optional projection ``summary`` (when
     ``summary_use_proj``) and the optional activation ``summary_activation``.
+
+    With ``mask`` (exact padding, see ``set_exact_padding``): ``last`` takes each sequence's last
+    REAL position and ``mean`` averages real positions only, so a padded sequence pools what it
+    pools alone. Without it (transformers' semantics) padding positions are pooled as above.
     """
 
     def __init__(self, config: ConvBertConfig):
@@ -441,11 +445,19 @@ class ConvBertSequenceSummary(nn.Module):
             self.summary = nn.Identity()
         self.act = ACTIVATIONS[config.summary_activation] if config.summary_activation else (lambda x: x)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.summary_type == "first":
             output = hidden_states[:, 0]  # (N, H)
+        elif self.summary_type == "mean" and mask is not None:
+            weights = mask.to(hidden_states.dtype).unsqueeze(-1)  # (N, S, 1)
+            output = (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)  # (N, H)
         elif self.summary_type == "mean":
             output = hidden_states.mean(dim=1)  # (N, H)
+        elif mask is not None:  # "last" real position: the highest index whose mask is 1
+            positions = torch.arange(mask.shape[-1], device=mask.device).unsqueeze(0)  # (1, S)
+            last = (positions * (mask > 0).to(positions.dtype)).amax(dim=-1)  # (N,)
+            index = last.view(-1, 1, 1).expand(-1, 1, hidden_states.shape[-1])  # (N, 1, H)
+            output = hidden_states.gather(1, index).squeeze(1)  # (N, H)
         else:  # "last", or "cls_index" without an index
             output = hidden_states[:, -1]  # (N, H)
         return self.act(self.summary(output))  # (N, H or L)
@@ -456,7 +468,8 @@ class ConvBertForMultipleChoice(ConvBertPreTrainedModel):
 
     The C choices are flattened to B*C sequences, encoded, pooled by the sequence summary
     (transformers' default: the LAST position, a padding position under right padding; see
-    ConvBertSequenceSummary) and scored by a linear layer.
+    ConvBertSequenceSummary) and scored by a linear layer. With exact padding the summary pools
+    each choice's last real position instead, so padded choices score what they score alone.
     """
 
     output_names = ("logits",)
@@ -474,7 +487,8 @@ class ConvBertForMultipleChoice(ConvBertPreTrainedModel):
         flat_mask = attention_mask.reshape(-1, seq) if attention_mask is not None else None  # (B*C, S)
         flat_types = token_type_ids.reshape(-1, seq) if token_type_ids is not None else None  # (B*C, S)
         hidden_states = self.convbert.encode(flat_ids, flat_mask, flat_types)  # (B*C, S, H)
-        pooled = self.sequence_summary(hidden_states)  # (B*C, H)
+        pool_mask = flat_mask if self.exact_padding and flat_mask is not None else None
+        pooled = self.sequence_summary(hidden_states, pool_mask)  # (B*C, H)
         logits = self.classifier(pooled)  # (B*C, 1)
         return {"logits": logits.reshape(-1, num_choices)}  # (B, C)
 

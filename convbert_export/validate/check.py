@@ -493,6 +493,16 @@ def validate(
     elif min_agreement is not None and not rate >= min_agreement:
         failures.append(f"{spec.agreement} agreement {rate:.2%} is below the threshold {min_agreement:.2%}")
 
+    effect = padding_effect(session, got_names, manifest, reference)
+    # the exact-padding promise, checked like the outputs: a padded text gives what it gives
+    # alone (fp32 exports whose outputs do not depend on batch-mates)
+    padded_diff = effect.get("export_max_abs_diff")
+    if manifest.padding == "exact" and manifest.precision == "fp32" and manifest.batch_invariant \
+            and padded_diff is not None and not padded_diff <= atol:
+        failures.append(
+            f"padding effect {padded_diff:.3g} exceeds atol {atol:g}: a padded text does not give what it "
+            "gives alone, though the export promises exact padding"
+        )
     report = ValidationReport(
         export_dir=str(export_dir),
         task=manifest.task,
@@ -505,7 +515,7 @@ def validate(
         failures=failures,
         cases=[name for name, _ in cases],
         library=library,
-        padding_effect=padding_effect(session, got_names, manifest, reference),
+        padding_effect=effect,
         environment=_environment(),
         replay=replay,
     )
@@ -638,7 +648,7 @@ def padding_effect(session, names, manifest: Manifest, reference) -> dict:
         "transformers_semantics_max_abs_diff": leak,
         "note": (
             "multiple-choice pools the last position, a padding position under right padding"
-            if spec.multiple_choice
+            if spec.multiple_choice and manifest.padding != "exact"
             else ""
         ),
     }
