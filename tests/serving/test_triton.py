@@ -354,3 +354,22 @@ def test_a_custom_op_export_carries_its_library_and_model_operations(tmp_path):
     feeds = {"input_ids": np.array([[2, 100, 200, 3]], np.int64), "attention_mask": np.ones((1, 4), np.int64),
              "token_type_ids": np.zeros((1, 4), np.int64)}
     assert np.isfinite(session.run(None, feeds)[0]).all()
+
+
+def test_the_python_steps_import_neither_torch_nor_onnxruntime(repo):
+    """What the Triton image needs: the package, tokenizers and numpy (checked in a fresh process)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, numpy as np\n"
+        "from convbert_export.serving.triton import TextStep\n"
+        f"step = TextStep({str(repo.path / 'text-classification_tokenize' / '1')!r}, 'tokenize')\n"
+        "step({'TEXT': np.array([b'{\"text\": \"a fine movie\"}'], dtype=object)})\n"
+        "print(sorted(m for m in ('torch', 'onnxruntime', 'transformers', 'ray') if m in sys.modules))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
