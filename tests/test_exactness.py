@@ -96,3 +96,34 @@ def test_transformers_mode_keeps_last_position_pooling():
         exact = model(padded_ids, padded_mask)["logits"]
     assert (alone - leaky).abs().max() > 1e-3
     assert (alone - exact).abs().max() <= 1e-5
+
+
+# ---- item 8: the manifest records the id the tokenizer pads with --------------------------
+def test_manifest_pad_id_is_the_tokenizers(tmp_path):
+    import convbert_export
+    from convbert_export.tokenization import demo_vocab_dir
+
+    model = _tiny("ConvBertForSequenceClassification", pad_token_id=1)  # [UNK] in the demo vocab
+    with pytest.warns(UserWarning, match="pad_token_id 1 differs from the tokenizer's pad token id 0"):
+        convbert_export.export(model, "text-classification", tmp_path / "clf", validate=False,
+                               tokenizer_dir=demo_vocab_dir(), padding="transformers")
+    manifest = json.loads((tmp_path / "clf" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["model"]["pad_token_id"] == 0
+
+
+# ---- item 9: tokenizer_config's model_max_length is capped at the model's positions --------
+def test_exported_tokenizer_max_length_is_capped(tmp_path, transformers):
+    import onnxruntime as ort
+
+    from demo_exports import demo_export
+
+    export = demo_export("text-classification")
+    config = json.loads((export / "tokenizer_config.json").read_text(encoding="utf-8"))
+    manifest = json.loads((export / "manifest.json").read_text(encoding="utf-8"))
+    assert config["model_max_length"] == manifest["model"]["max_position_embeddings"] == 128
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(export))
+    batch = tokenizer(["word " * 400], truncation=True, return_tensors="np")
+    assert batch["input_ids"].shape[1] == 128
+    session = ort.InferenceSession(str(export / "model.onnx"), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {k: v.astype(np.int64) for k, v in batch.items()})
+    assert np.isfinite(logits).all()

@@ -234,13 +234,16 @@ def export_model(
     with progress.step(f"[{spec.name}] writing model.onnx, config, tokenizer and manifest"):
         save_model(proto, directory)
         _write_config(model, spec, directory)
+        config = model.config
+        summary = _model_summary(config)
         if tokenizer_dir is not None:
             for name in TOKENIZER_FILES:
                 if (Path(tokenizer_dir) / name).is_file():
                     shutil.copyfile(Path(tokenizer_dir) / name, directory / name)
+            _cap_tokenizer_length(directory, config.max_position_embeddings)
+            summary["pad_token_id"] = _tokenizer_pad_id(directory, summary["pad_token_id"], progress)
         from ..custom_ops import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
 
-        config = model.config
         id2label = {str(k): v for k, v in (getattr(config, "id2label", None) or {}).items()}
         if spec.name in ("feature-extraction", "fill-mask", "question-answering", "multiple-choice"):
             id2label = {}
@@ -260,7 +263,7 @@ def export_model(
             outputs=tuple(
                 TensorSpec(name, "float32", _output_axes(axes, config, model)) for name, axes in spec.outputs.items()
             ),
-            model=_model_summary(config),
+            model=summary,
             id2label=id2label,
             source=source or {},
             versions=_versions(),
@@ -269,6 +272,39 @@ def export_model(
         write_manifest(directory, manifest)
     size = sum(p.stat().st_size for p in directory.glob("model.onnx*"))
     return ExportResult(spec.name, directory, size, count_nodes(proto), time.perf_counter() - started, manifest=manifest)
+
+
+def _cap_tokenizer_length(directory: Path, max_positions: int) -> None:
+    """Write the tokenizer's ``model_max_length`` capped at the model's positions, so a caller
+    truncating with the tokenizer (``AutoTokenizer(..., truncation=True)``) never feeds more
+    positions than the model has (a 512 default on a 128-position model crashed ONNX Runtime)."""
+    path = directory / "tokenizer_config.json"
+    data = read_json(path) if path.is_file() else {}
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"{path}: expected a JSON object, got a {type(data).__name__}")
+    current = data.get("model_max_length")
+    usable = isinstance(current, int) and not isinstance(current, bool) and 1 < current < 10**12
+    data["model_max_length"] = min(current, max_positions) if usable else max_positions
+    write_json_atomic(path, data)
+
+
+def _tokenizer_pad_id(directory: Path, config_pad_id: int, progress: Progress) -> int:
+    """The id the export's tokenizer pads with (what transformers pads with), which is what the
+    manifest records; a config.json ``pad_token_id`` that disagrees gets a warning."""
+    from ..tokenization import Tokenizer
+
+    try:
+        pad_id = Tokenizer.from_pretrained(directory).pad_token_id
+    except (TypeError, ValueError):  # no pad token in the vocabulary: the config's id stands
+        return config_pad_id
+    if pad_id != config_pad_id:
+        import warnings
+
+        message = (f"config.json's pad_token_id {config_pad_id} differs from the tokenizer's pad token id "
+                   f"{pad_id}; the manifest records {pad_id}, the id inputs are padded with")
+        warnings.warn(message, stacklevel=4)
+        progress.info(f"warning: {message}")
+    return int(pad_id)
 
 
 def _output_axes(axes: tuple[str, ...], config, model) -> tuple:
