@@ -1,7 +1,8 @@
 """Latency benchmark of export directories (and the PyTorch reference), interleaved in one process.
 
-Shared by ``convbert-export benchmark`` and ``tools/bench.py``. For every (batch, sequence) of
-the grid, each backend is warmed up, then timed call by call in ROUND-ROBIN order (the order
+Shared by ``convbert-export benchmark`` and ``tools/bench.py``. Every directory (export or
+TensorRT engine) runs through the one runner path (``runtime/factory.py``) and is timed as
+``runner.run(feeds)``. For every (batch, sequence) of the grid, each backend is warmed up, then timed call by call in ROUND-ROBIN order (the order
 rotates every repeat), so all backends see the same machine noise and their ratios hold on a
 shared 2-core machine. ONNX Runtime sessions run with ``session.intra_op.allow_spinning = 0``
 and a short pause separates timed calls, so one backend's idle worker threads (ORT's, or
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, lookup
 from .progress import QUIET, Progress
 
 
@@ -42,6 +43,9 @@ class BenchSettings:
         torch_reference: also time the PyTorch reference (fp32 eager).
         floor: measure the fp32 GEMM rate and floor.
         seed: seed of the random token ids.
+        provider: ONNX Runtime provider for export directories (cpu by default, cuda,
+            tensorrt); an engine directory runs on TensorRT. A missing provider or GPU is one
+            error line, never a silent fallback.
     """
 
     batches: tuple[int, ...] = (1, 8, 32)
@@ -55,6 +59,10 @@ class BenchSettings:
     torch_reference: bool = False
     floor: bool = True
     seed: int = 0
+    provider: str | None = None
+
+    def __post_init__(self):
+        self.check()
 
     def check(self) -> None:
         if not self.batches or any(b < 1 for b in self.batches):
@@ -65,6 +73,10 @@ class BenchSettings:
             raise InvalidInputError(f"threads must be >= 1, got {self.threads}")
         if self.repeats < 1 or self.min_repeats < 1:
             raise InvalidInputError(f"repeats must be >= 1, got {self.repeats}")
+        if self.provider is not None:
+            from .runtime.factory import provider_choices
+
+            lookup(dict.fromkeys(provider_choices()), self.provider, "provider")
 
 
 @dataclass
@@ -97,69 +109,43 @@ class Timing:
 # ---------------------------------------------------------------------------------- backends
 
 
-class OrtBackend:
-    """One export directory on ONNX Runtime CPU, spinning disabled."""
+def _ort_settings(settings: "BenchSettings"):
+    from .runtime.ort import OrtSettings
 
-    def __init__(self, export_dir: Path, name: str, threads: int):
-        import onnxruntime as ort
-
-        from .manifest import load_manifest
-
-        self.export_dir = Path(export_dir)
-        self.name = name
-        self.manifest = load_manifest(export_dir)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        self.library = "not needed"
-        if self.manifest.uses_custom_op:
-            from . import custom_ops
-
-            try:
-                path = custom_ops.library_path()
-                options.register_custom_ops_library(str(path))
-                self.library = f"loaded ({Path(path).name})"
-            except Exception as exc:  # noqa: BLE001 - the model-local function still runs
-                self.library = f"not loaded ({str(exc).splitlines()[0][:80]}): model-local function"
-        self.session = ort.InferenceSession(str(self.export_dir / "model.onnx"), options, providers=["CPUExecutionProvider"])
-        self.input_names = [i.name for i in self.session.get_inputs()]
-
-    def describe(self) -> dict:
-        return {"name": self.name, "kind": "onnxruntime", "path": str(self.export_dir), "task": self.manifest.task,
-                "precision": self.manifest.precision, "dynamic_conv": self.manifest.dynamic_conv_mode,
-                "custom_op_library": self.library,
-                "transformations": [t.get("step", str(t)) if isinstance(t, dict) else str(t)
-                                    for t in self.manifest.transformations]}
-
-    def __call__(self, feeds: dict) -> None:
-        self.session.run(None, {k: feeds[k] for k in self.input_names})
+    return OrtSettings(intra_op_threads=settings.threads, inter_op_threads=1, allow_spinning=False, custom_ops="auto")
 
 
-class TorchBackend:
-    """The PyTorch reference (reference_model, fp32 eager, inference mode)."""
+def open_backend(path: Path, name: str, settings: "BenchSettings"):
+    """The started runner of one export or engine directory (the one runner path,
+    ``runtime/factory.py``), and its description for the results."""
+    from .manifest import load_manifest
+    from .runtime.factory import backend_for, create_runner
 
-    def __init__(self, manifest, threads: int, name: str = "pytorch-eager-fp32"):
-        import torch
+    backend = backend_for(path, settings.provider)
+    runner = create_runner(path, provider=settings.provider, strict=True,
+                           settings=_ort_settings(settings) if backend == "onnxruntime" else None)
+    runner.start()
+    manifest = load_manifest(path)
+    info = {**runner.describe(), "name": name, "kind": backend, "path": str(path),
+            "transformations": [t.get("step", str(t)) if isinstance(t, dict) else str(t)
+                                for t in manifest.transformations]}
+    return runner, manifest, info
 
-        from .validate.check import reference_for
 
-        torch.set_num_threads(threads)
-        self.torch = torch
-        self.model = reference_for(manifest)
-        self.name = name
-        self.manifest = manifest
+def open_reference(manifest, settings: "BenchSettings"):
+    """The started PyTorch reference runner (fp32 eager) for an export, and its description."""
+    import torch
 
-    def describe(self) -> dict:
-        return {"name": self.name, "kind": "torch", "task": self.manifest.task, "precision": "fp32",
-                "source": self.manifest.source, "torch": self.torch.__version__,
-                "threads": self.torch.get_num_threads()}
+    from .runtime.torch_ref import TorchRunner
 
-    def __call__(self, feeds: dict) -> None:
-        with self.torch.inference_mode():
-            self.model(**{k: self.torch.from_numpy(v) for k, v in feeds.items()})
+    torch.set_num_threads(settings.threads)
+    runner = TorchRunner.for_export(manifest).start()
+    info = {"name": REFERENCE_NAME, "kind": "torch", "task": manifest.task, "precision": "fp32",
+            "source": manifest.source, "torch": torch.__version__, "threads": torch.get_num_threads()}
+    return runner, info
+
+
+REFERENCE_NAME = "pytorch-eager-fp32"
 
 
 def make_feeds(manifest, batch: int, sequence: int, seed: int) -> dict:
@@ -379,58 +365,75 @@ def benchmark(export_dirs, settings: BenchSettings | None = None, *, progress: P
     paths = [Path(p) for p in export_dirs]
     if not paths:
         raise InvalidInputError("benchmark needs at least one export directory")
+    # torch's OpenMP workers sleep instead of spinning between ops: on a shared 2-core machine
+    # spinning workers that lose their core stall eager torch (measured: 3000 ms instead of 200)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     started = time.perf_counter()
-    backends: list = []
-    with progress.step(f"creating {len(paths)} ONNX Runtime session(s)"):
-        for path, name in zip(paths, _unique_names(paths)):
-            backends.append(OrtBackend(path, name, settings.threads))
-    manifest = backends[0].manifest
-    notes = [
-        "ONNX Runtime sessions: CPUExecutionProvider, session.intra_op.allow_spinning=0, "
-        f"intra_op_num_threads={settings.threads}, inter_op_num_threads=1",
-        f"backends interleaved round-robin per repeat (order rotated), {settings.pause_s * 1000:.0f} ms pause "
-        "between timed calls",
-        "inputs: random ids, no padding (attention_mask all ones)",
-    ]
-    tasks = {b.manifest.task for b in backends}
-    if len(tasks) > 1:
-        notes.append(f"warning: the exports have different tasks ({', '.join(sorted(tasks))}); the reference runs "
-                     f"{manifest.task}")
-    if settings.torch_reference:
-        with progress.step("loading the PyTorch reference"):
-            backends.insert(0, TorchBackend(manifest, settings.threads))
-        notes.append(f"PyTorch reference: reference_model fp32 eager, torch.set_num_threads({settings.threads}), "
-                     f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
-    if settings.floor:
-        notes.append("fp32 floor: the model's GEMMs (analytic shapes) run alone as ONNX Runtime MatMuls, timed "
-                     "interleaved with the backends; floor = model FLOPs / that GEMM rate")
-    config = _config(backends[0] if not settings.torch_reference else backends[1])
-    max_len = int(manifest.model["max_position_embeddings"])
-    grid = [(b, s) for b in settings.batches for s in sorted({min(s, max_len) for s in settings.sequences})]
-    results: list[dict] = []
-    floors: list[dict] = []
-    for batch, sequence in progress.iterate(grid, "benchmarking"):
-        feeds = make_feeds(manifest, batch, sequence, settings.seed)
-        calls = {b.name: (lambda b=b: b(feeds)) for b in backends}
-        floor = GemmFloor(config, batch, sequence, settings.threads) if settings.floor and config is not None else None
-        if floor is not None:
-            calls[floor.name] = floor
-        samples = time_interleaved(calls, settings)
-        if floor is not None:
-            floors.append(floor.summary(float(np.percentile(samples.pop(floor.name), 50))))
-        timings = {name: Timing(name, batch, sequence, times) for name, times in samples.items()}
-        reference_p50 = None
+    runners: dict = {}  # result name -> started Runner, in result order
+    infos: list[dict] = []
+    try:
+        with progress.step(f"starting {len(paths)} runner(s)"):
+            manifests = []
+            for path, name in zip(paths, _unique_names(paths)):
+                runner, manifest, info = open_backend(path, name, settings)
+                runners[name] = runner
+                manifests.append(manifest)
+                infos.append(info)
+        manifest = manifests[0]
+        provider = settings.provider or "cpu"
+        notes = [
+            f"ONNX Runtime sessions: provider {provider}, session.intra_op.allow_spinning=0, "
+            f"intra_op_num_threads={settings.threads}, inter_op_num_threads=1",
+            f"backends interleaved round-robin per repeat (order rotated), {settings.pause_s * 1000:.0f} ms pause "
+            "between timed calls",
+            "inputs: random ids, no padding (attention_mask all ones)",
+        ]
+        tasks = {m.task for m in manifests}
+        if len(tasks) > 1:
+            notes.append(f"warning: the exports have different tasks ({', '.join(sorted(tasks))}); the reference runs "
+                         f"{manifest.task}")
         if settings.torch_reference:
-            reference_p50 = float(np.percentile(timings[backends[0].name].times_ms, 50))
-        results += [timings[b.name].to_dict(reference_p50) for b in backends]
+            with progress.step("loading the PyTorch reference"):
+                runner, info = open_reference(manifest, settings)
+            runners = {REFERENCE_NAME: runner, **runners}
+            infos.insert(0, info)
+            notes.append(f"PyTorch reference: reference_model fp32 eager, torch.set_num_threads({settings.threads}), "
+                         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
+        if settings.floor:
+            notes.append("fp32 floor: the model's GEMMs (analytic shapes) run alone as ONNX Runtime MatMuls, timed "
+                         "interleaved with the backends; floor = model FLOPs / that GEMM rate")
+        config = _config(paths[0])
+        max_len = int(manifest.model["max_position_embeddings"])
+        grid = [(b, s) for b in settings.batches for s in sorted({min(s, max_len) for s in settings.sequences})]
+        results: list[dict] = []
+        floors: list[dict] = []
+        for batch, sequence in progress.iterate(grid, "benchmarking"):
+            feeds = make_feeds(manifest, batch, sequence, settings.seed)
+            calls = {}
+            for name, runner in runners.items():
+                own = runner.check_feeds({k: feeds[k] for k in runner.input_metadata})  # once, not timed
+                calls[name] = lambda runner=runner, own=own: runner.run(own, check=False)
+            floor = GemmFloor(config, batch, sequence, settings.threads) if settings.floor and config is not None else None
+            if floor is not None:
+                calls[floor.name] = floor
+            samples = time_interleaved(calls, settings)
+            if floor is not None:
+                floors.append(floor.summary(float(np.percentile(samples.pop(floor.name), 50))))
+            timings = {name: Timing(name, batch, sequence, times) for name, times in samples.items()}
+            reference_p50 = None
+            if settings.torch_reference:
+                reference_p50 = float(np.percentile(timings[REFERENCE_NAME].times_ms, 50))
+            results += [timings[name].to_dict(reference_p50) for name in runners]
+    finally:
+        for runner in runners.values():
+            runner.close()
     if settings.floor and config is None:
         notes.append("no fp32 floor: config.json missing from the first export")
-    return BenchResult(settings, [b.describe() for b in backends], results, floors, notes, _machine(settings),
-                       time.perf_counter() - started)
+    return BenchResult(settings, infos, results, floors, notes, _machine(settings), time.perf_counter() - started)
 
 
-def _config(backend) -> dict | None:
-    path = Path(backend.export_dir) / "config.json"
+def _config(directory: Path) -> dict | None:
+    path = Path(directory) / "config.json"
     if not path.is_file():
         return None
     return json.loads(path.read_text(encoding="utf-8"))

@@ -53,6 +53,17 @@ class TaskSpec:
     def output_names(self) -> tuple[str, ...]:
         return tuple(self.outputs)
 
+    def check_head(self, model) -> None:
+        """Refuse a loaded head of another task (its outputs would not be this task's)."""
+        from .errors import InvalidInputError
+
+        found = type(model).__name__
+        if found != self.architecture:
+            raise InvalidInputError(
+                f"the model is a {found}, but {self.name} needs {self.architecture}; load the {self.name} head "
+                f"(reference_model.load(checkpoint, task={self.name!r})) or pass the model's own task"
+            )
+
 
 _SPECS = [
     TaskSpec(

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import click
 
+from ..runtime.factory import provider_choices
 from ._common import emit_json, progress_for, quiet_json_options
 
 
 @click.command("benchmark")
 @click.argument("export_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--provider", type=click.Choice(provider_choices()), default=None,
+              help="ONNX Runtime provider for export directories (default cpu), or openvino; engine "
+                   "directories run on TensorRT.")
 @click.option("--torch-reference", is_flag=True, help="Also time the PyTorch reference (fp32 eager).")
 @click.option("--batch", "batches", default="1,8,32", show_default=True, help="Batch sizes, comma-separated.")
 @click.option("--sequence", "sequences", default="32,128,512", show_default=True, help="Sequence lengths, comma-separated.")
@@ -22,19 +26,16 @@ from ._common import emit_json, progress_for, quiet_json_options
 @click.option("--html", "html_out", type=click.Path(dir_okay=False),
               help="Write an HTML report (latency against batch size) to this file.")
 @quiet_json_options
-def command(export_dirs, torch_reference, batches, sequences, threads, repeats, warmup, budget, no_floor, json_out,
-            html_out, quiet, as_json):
-    """Time EXPORT_DIR... over a batch x sequence grid: p50/p90/p99 latency and throughput."""
-    import os
-
-    # torch's OpenMP workers sleep instead of spinning between ops: on a shared 2-core machine
-    # spinning workers that lose their core stall eager torch (measured: 3000 ms instead of 200)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+def command(export_dirs, provider, torch_reference, batches, sequences, threads, repeats, warmup, budget, no_floor,
+            json_out, html_out, quiet, as_json):
+    """Time EXPORT_DIR... (export or TensorRT engine directories) over a batch x sequence grid:
+    p50/p90/p99 latency and throughput."""
     from ..bench import BenchSettings, benchmark, parse_int_list, write_json
 
     settings = BenchSettings(
         batches=parse_int_list(batches, "--batch"), sequences=parse_int_list(sequences, "--sequence"), threads=threads,
         repeats=repeats, warmup=warmup, budget_s=budget, torch_reference=torch_reference, floor=not no_floor,
+        provider=provider,
     )
     result = benchmark(export_dirs, settings, progress=progress_for(quiet, as_json))
     if json_out:

@@ -428,9 +428,7 @@ def export(
     settings.check()
     progress = progress or QUIET
     spec = get_task(task) if task else task_for_architecture(type(model).__name__)
-    from ..validate.check import check_head
-
-    check_head(model, spec)
+    spec.check_head(model)
     source = getattr(model, "source", None) or {}
     if source.get("checkpoint") and is_within(source["checkpoint"], output_dir):
         raise InvalidInputError(

@@ -134,7 +134,7 @@ class OptimizeSettings:
 
     def tolerances(self) -> tuple[float, float]:
         """(atol, rtol) used by validation."""
-        from ..validate.check import PRECISION_DEFAULTS
+        from ..validate.settings import PRECISION_DEFAULTS
 
         # int8: values reported, not checked (the agreement thresholds decide)
         default = PRECISION_DEFAULTS["fp32-fused" if self.precision == "fp32" else self.precision][:2]

@@ -147,7 +147,8 @@ class Runner(abc.ABC):
         self.close()
 
     @classmethod
-    def from_dir(cls, path, *, provider: str | None = None, settings=None, strict: bool = False, **options) -> "Runner":
+    def from_dir(cls, path, *, provider: str | None = None, settings=None, strict: bool = False,
+                 custom_ops: str | None = None, **options) -> "Runner":
         """The runner for a directory, as :func:`convbert_export.runtime.factory.create_runner`
         calls it. A backend with providers or settings overrides this; the default refuses them."""
         if provider is not None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from ..errors import lookup
 from .base import Runner
 
-__all__ = ["create_runner", "runner_class", "backend_for", "is_engine_dir", "verify_dir"]
+__all__ = ["create_runner", "runner_class", "backend_for", "is_engine_dir", "verify_dir", "provider_choices"]
 
 
 def is_engine_dir(path: str | os.PathLike) -> bool:
@@ -59,6 +59,14 @@ def backend_for(path: str | os.PathLike, provider: str | None = None) -> str:
     return "onnxruntime"
 
 
+def provider_choices() -> list[str]:
+    """Every ``provider`` value a command accepts: ONNX Runtime's providers, then ``openvino``
+    (see :func:`backend_for`)."""
+    from .ort import PROVIDERS
+
+    return [*PROVIDERS, "openvino"]
+
+
 def runner_class(backend: str) -> type[Runner]:
     """The Runner class registered for ``backend`` (a miss lists the backends that exist)."""
     from . import RUNNERS
@@ -74,6 +82,7 @@ def create_runner(
     provider: str | None = None,
     settings=None,
     strict: bool = False,
+    custom_ops: str | None = None,
     **options,
 ) -> Runner:
     """The (unstarted) runner for a directory.
@@ -87,7 +96,11 @@ def create_runner(
             settings refuses them.
         strict: a provider that is not available is an error (validation, benchmarks) instead
             of a warning and a fallback (serving).
+        custom_ops: how to get the DynamicConv library for a custom-op model (``if-built``,
+            ``auto``, ``required``, ``off``; see ``OrtSettings.custom_ops``); None: the
+            backend's default. A backend that needs no library ignores it.
         **options: passed to the runner class.
     """
     backend = backend or backend_for(path, provider)
-    return runner_class(backend).from_dir(path, provider=provider, settings=settings, strict=strict, **options)
+    return runner_class(backend).from_dir(path, provider=provider, settings=settings, strict=strict,
+                                          custom_ops=custom_ops, **options)

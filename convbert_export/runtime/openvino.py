@@ -215,7 +215,8 @@ class OpenVinoRunner(Runner):
         self._local = threading.local()
 
     @classmethod
-    def from_dir(cls, path, *, provider: str | None = None, settings=None, strict: bool = False, **options):
+    def from_dir(cls, path, *, provider: str | None = None, settings=None, strict: bool = False,
+                 custom_ops: str | None = None, **options):
         """The runner for a directory (the runtime's registry calls this). ``provider`` may be
         ``None``, ``cpu`` or ``openvino``: OpenVINO runs on the CPU here."""
         if provider not in (None, "cpu", "openvino"):
@@ -237,7 +238,8 @@ class OpenVinoRunner(Runner):
                 "inference_precision": config["INFERENCE_PRECISION_HINT"],
                 "dynamic_quantization_group_size": config.get("DYNAMIC_QUANTIZATION_GROUP_SIZE"),
                 "model": self.model_path.name,
-                "dynamic_conv": (manifest.get("dynamic_conv") or {}).get("mode")}
+                "dynamic_conv": (manifest.get("dynamic_conv") or {}).get("mode"),
+                "custom_op_library": "not needed (OpenVINO runs the function body)"}
 
     # ---- what the export asks for ------------------------------------------------------
     @property

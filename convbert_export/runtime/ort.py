@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -117,7 +117,7 @@ def _model_and_manifest(path: str | os.PathLike, verify: bool = True) -> tuple[P
             verify_directory(path)
         model = path / "model.onnx"
         if not model.is_file():
-            raise InvalidInputError(f"export directory {str(path)!r} has no model.onnx")
+            raise ModelLoadError(f"export directory {str(path)!r} has no model.onnx", "file not found")
         return model, manifest
     if not path.is_file():
         raise InvalidInputError(
@@ -201,8 +201,10 @@ class OrtRunner(Runner):
 
     @classmethod
     def from_dir(cls, path, *, provider: str | None = None, settings: OrtSettings | None = None,
-                 strict: bool = False, **options) -> "OrtRunner":
+                 strict: bool = False, custom_ops: str | None = None, **options) -> "OrtRunner":
         """The runner of an export directory (see ``runtime/factory.py``); provider default ``cpu``."""
+        if custom_ops is not None:
+            settings = replace(settings or OrtSettings(), custom_ops=custom_ops)
         return cls(path, provider=provider or "cpu", settings=settings, strict=strict, **options)
 
     def describe(self) -> dict:

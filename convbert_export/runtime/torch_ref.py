@@ -8,6 +8,8 @@ already built model object. torch is imported only here, and only when the runne
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 
@@ -15,7 +17,7 @@ from ..errors import InvalidInputError
 from ..tasks import TaskSpec, get_task, task_for_architecture
 from .base import ModelLimits, Runner, TensorMeta
 
-__all__ = ["TorchRunner"]
+__all__ = ["TorchRunner", "reference_model_for"]
 
 
 class TorchRunner(Runner):
@@ -28,6 +30,11 @@ class TorchRunner(Runner):
             matches an export whose manifest says ``padding: "exact"``).
         limits: input value ranges; default: read from the model's config.
     """
+
+    @classmethod
+    def for_export(cls, manifest, model=None) -> "TorchRunner":
+        """The reference runner for an export (see :func:`reference_model_for`)."""
+        return cls(reference_model_for(manifest, model), task=manifest.task)
 
     def __init__(
         self,
@@ -77,6 +84,22 @@ class TorchRunner(Runner):
     def close_impl(self) -> None:
         self.model = None
 
+    def describe(self) -> dict:
+        import torch
+
+        return {"name": self.name, "backend": f"torch {torch.__version__} (reference, fp32 eager)",
+                "task": self.task.name if self.task else None, "precision": "fp32"}
+
+    @contextmanager
+    def padding_semantics(self, exact: bool):
+        """Run with (``exact=True``) or without the exact-padding masks for a while."""
+        before = self.model.exact_padding
+        try:
+            self.model.set_exact_padding(exact)
+            yield self
+        finally:
+            self.model.set_exact_padding(before)
+
     def run_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
@@ -84,3 +107,31 @@ class TorchRunner(Runner):
         with torch.inference_mode():
             out = self.model(**tensors)
         return {name: out[name].detach().float().cpu().numpy() for name in self.output_names}
+
+
+def reference_model_for(manifest, model=None):
+    """The reference head for an export: ``model`` (module or checkpoint dir) or the manifest's
+    source (a preset and seed, or a checkpoint path); eval mode, with the export's padding
+    semantics. ``manifest`` is a :class:`convbert_export.manifest.Manifest`."""
+    import reference_model
+
+    if model is None:
+        source = manifest.source
+        if source.get("preset"):
+            model = reference_model.from_preset(source["preset"], manifest.task, seed=int(source.get("seed", 0)))
+        elif source.get("checkpoint"):
+            path = Path(source["checkpoint"])
+            if not path.is_dir():
+                raise InvalidInputError(
+                    f"the export's source checkpoint {str(path)!r} no longer exists; "
+                    "pass the checkpoint with --model DIR (model=...)"
+                )
+            model = reference_model.load(path, task=manifest.task)
+        else:
+            raise InvalidInputError("the manifest names no source model; pass the checkpoint with --model DIR (model=...)")
+    elif isinstance(model, (str, Path)):
+        model = reference_model.load(model, task=manifest.task)
+    get_task(manifest.task).check_head(model)
+    model.eval()
+    model.set_exact_padding(manifest.padding == "exact")
+    return model

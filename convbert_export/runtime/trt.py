@@ -127,7 +127,7 @@ class TrtRunner(Runner):
 
     @classmethod
     def from_dir(cls, path, *, provider: str | None = None, settings=None, strict: bool = False,
-                 **options) -> "TrtRunner":
+                 custom_ops: str | None = None, **options) -> "TrtRunner":
         """The runner of an engine directory (see ``runtime/factory.py``); refuses an ONNX Runtime
         provider or settings, and an engine directory whose engine.json and manifest disagree."""
         from .base import read_manifest
