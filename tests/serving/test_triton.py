@@ -373,3 +373,51 @@ def test_the_python_steps_import_neither_torch_nor_onnxruntime(repo):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_model_py_adapter_runs_its_steps(repo, monkeypatch):
+    """model.py's own code (config parsing, per-request loop, error responses), run with a small
+    stand-in for Triton's ``triton_python_backend_utils`` (which exists only inside Triton) and
+    the model config as Triton passes it (the ModelConfig as JSON, proto field names). The logic
+    it calls is the package's TextStep, tested above against Pipeline."""
+    import importlib.util
+    import sys
+    import types
+
+    from google.protobuf import json_format
+
+    class Tensor:
+        def __init__(self, name, value):
+            self.name, self.value = name, value
+
+        def as_numpy(self):
+            return self.value
+
+    class Response:
+        def __init__(self, output_tensors=None, error=None):
+            self.output_tensors, self.error = output_tensors or [], error
+
+    class Request:
+        def __init__(self, **inputs):
+            self.inputs = {name: Tensor(name, value) for name, value in inputs.items()}
+
+    stand_in = types.SimpleNamespace(
+        Tensor=Tensor, InferenceResponse=Response, TritonError=lambda message: message,
+        get_input_tensor_by_name=lambda request, name: request.inputs.get(name))
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", stand_in)
+    model_dir = repo.path / "text-classification_tokenize"
+    spec = importlib.util.spec_from_file_location("triton_step_model", model_dir / "1" / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.TritonPythonModel()
+    config = json_format.MessageToJson(parse_config(model_dir / "config.pbtxt"), preserving_proto_field_name=True)
+    model.initialize({"model_config": config, "model_repository": str(model_dir), "model_version": "1"})
+    assert model.step.role == "tokenize" and model.step.max_rows == 8
+    good = Request(TEXT=np.array([b'{"text": "a fine movie"}'], dtype=object))
+    bad = Request(TEXT=np.array([b'{"txt": 1}'], dtype=object))
+    responses = model.execute([good, bad, good])
+    assert [r.error is None for r in responses] == [True, False, True]
+    assert '"text" field' in responses[1].error
+    names = [t.name for t in responses[0].output_tensors]
+    assert names == ["input_ids", "attention_mask", "token_type_ids"]
+    assert all(t.value.dtype == np.int64 and t.value.shape[0] == 1 for t in responses[0].output_tensors)
