@@ -109,10 +109,18 @@ class Timing:
 # ---------------------------------------------------------------------------------- backends
 
 
-def _ort_settings(settings: "BenchSettings"):
-    from .runtime.ort import OrtSettings
+def _backend_settings(backend: str, settings: "BenchSettings"):
+    """Every backend with the same thread count: ONNX Runtime with spinning off, OpenVINO with
+    ``INFERENCE_NUM_THREADS`` (and its export's own precision settings); others their defaults."""
+    if backend == "onnxruntime":
+        from .runtime.ort import OrtSettings
 
-    return OrtSettings(intra_op_threads=settings.threads, inter_op_threads=1, allow_spinning=False, custom_ops="auto")
+        return OrtSettings(intra_op_threads=settings.threads, inter_op_threads=1, allow_spinning=False, custom_ops="auto")
+    if backend == "openvino":
+        from .runtime.openvino import OpenVinoSettings
+
+        return OpenVinoSettings(threads=settings.threads)
+    return None
 
 
 def open_backend(path: Path, name: str, settings: "BenchSettings"):
@@ -123,7 +131,7 @@ def open_backend(path: Path, name: str, settings: "BenchSettings"):
 
     backend = backend_for(path, settings.provider)
     runner = create_runner(path, provider=settings.provider, strict=True,
-                           settings=_ort_settings(settings) if backend == "onnxruntime" else None)
+                           settings=_backend_settings(backend, settings))
     runner.start()
     manifest = load_manifest(path)
     info = {**runner.describe(), "name": name, "kind": backend, "path": str(path),
@@ -300,21 +308,27 @@ class BenchResult:
     def table(self) -> str:
         """A text table: one row per backend and grid point."""
         floors = {(f["batch"], f["sequence"]): f for f in self.floor}
-        headers = ["batch", "seq", "backend", "p50 ms", "p90 ms", "p99 ms", "seq/s", "vs ref", "vs floor"]
+        headers = ["batch", "seq", "backend", "runtime", "precision", "p50 ms", "p90 ms", "p99 ms", "seq/s", "vs ref", "vs floor"]
         rows = []
         for r in self.results:
             floor = floors.get((r["batch"], r["sequence"]))
             rows.append([
-                str(r["batch"]), str(r["sequence"]), r["backend"], f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}",
+                str(r["batch"]), str(r["sequence"]), r["backend"], r.get("runtime", ""), r.get("precision") or "",
+                f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}",
                 f"{r['p99_ms']:.2f}", f"{r['throughput_seq_per_s']:.1f}",
                 f"{r['speedup_vs_reference']:.2f}x" if r["speedup_vs_reference"] else "-",
                 f"{r['p50_ms'] / floor['fp32_floor_ms']:.2f}" if floor else "-",
             ])
         for f in self.floor:
             rows.append([str(f["batch"]), str(f["sequence"]), f"(fp32 GEMM floor, {f['gemm_gflops_per_s']:.0f} GFLOP/s, "
-                         f"{f['gflop']:.1f} GFLOP)", f"{f['fp32_floor_ms']:.2f}", "", "", "", "", "1.00"])
+                         f"{f['gflop']:.1f} GFLOP)", "onnxruntime", "fp32", f"{f['fp32_floor_ms']:.2f}", "", "", "", "",
+                         "1.00"])
         widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(headers)]
-        lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)), "  ".join("-" * w for w in widths)]
+        cpu = self.machine.get("cpu") or {}
+        features = ", ".join(f"{k} {'yes' if cpu.get('features', {}).get(k) else 'no'}" for k in ("AVX-512", "VNNI", "BF16", "AMX"))
+        lines = [f"CPU: {cpu.get('model', 'unknown')}, {cpu.get('cores', '?')} cores; {features}; "
+                 f"{self.settings.threads} threads; load average {self.machine.get('load_average', '?')}"] if cpu else []
+        lines += ["  ".join(h.ljust(w) for h, w in zip(headers, widths)), "  ".join("-" * w for w in widths)]
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
         return "\n".join(lines)
 
@@ -388,6 +402,9 @@ def benchmark(export_dirs, settings: BenchSettings | None = None, *, progress: P
             "between timed calls",
             "inputs: random ids, no padding (attention_mask all ones)",
         ]
+        if any(info["kind"] == "openvino" for info in infos):
+            notes.append(f"OpenVINO: CPU, INFERENCE_NUM_THREADS={settings.threads}, PERFORMANCE_HINT=LATENCY, inference "
+                         "precision and dynamic quantization as each export records")
         tasks = {m.task for m in manifests}
         if len(tasks) > 1:
             notes.append(f"warning: the exports have different tasks ({', '.join(sorted(tasks))}); the reference runs "
@@ -423,7 +440,9 @@ def benchmark(export_dirs, settings: BenchSettings | None = None, *, progress: P
             reference_p50 = None
             if settings.torch_reference:
                 reference_p50 = float(np.percentile(timings[REFERENCE_NAME].times_ms, 50))
-            results += [timings[name].to_dict(reference_p50) for name in runners]
+            kinds = {info["name"]: info for info in infos}
+            results += [{**timings[name].to_dict(reference_p50), "runtime": kinds[name]["kind"],
+                         "precision": kinds[name].get("precision")} for name in runners]
     finally:
         for runner in runners.values():
             runner.close()
@@ -442,8 +461,11 @@ def _config(directory: Path) -> dict | None:
 def _machine(settings: BenchSettings) -> dict:
     import onnxruntime
 
+    from .cpu import cpu_features
+
     data = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "onnxruntime": onnxruntime.__version__, "threads": settings.threads}
+            "cpu_count": os.cpu_count(), "onnxruntime": onnxruntime.__version__, "threads": settings.threads,
+            "cpu": cpu_features().to_dict()}
     try:
         data["load_average"] = [round(x, 2) for x in os.getloadavg()]
     except OSError:  # pragma: no cover

@@ -270,3 +270,21 @@ def test_openvino_is_imported_only_by_its_modules():
             "print('openvino' in sys.modules, 'nncf' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_benchmark_lists_backends_and_precisions_with_cpu_features(exports, int8_dir, capsys):
+    from convbert_export.cli import main
+
+    args = ["benchmark", str(exports["decomposed"]), str(int8_dir[0]), "--batch", "1", "--sequence", "16",
+            "--repeats", "2", "--warmup", "1", "--no-floor", "-q"]
+    assert main([*args, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [(r["runtime"], r["precision"]) for r in data["results"]] == [("onnxruntime", "fp32"),
+                                                                          ("openvino", "int8-per-token")]
+    assert set(data["machine"]["cpu"]["features"]) >= {"AVX-512", "VNNI", "BF16", "AMX"}
+    openvino = data["backends"][1]
+    assert openvino["kind"] == "openvino" and openvino["dynamic_quantization_group_size"] == 32
+    assert main(args) == 0
+    table = capsys.readouterr().out
+    assert table.startswith("CPU: ") and "AVX-512 " in table.splitlines()[0] and "AMX " in table.splitlines()[0]
+    assert "int8-per-token" in table and "openvino" in table
