@@ -288,3 +288,25 @@ def test_benchmark_lists_backends_and_precisions_with_cpu_features(exports, int8
     table = capsys.readouterr().out
     assert table.startswith("CPU: ") and "AVX-512 " in table.splitlines()[0] and "AMX " in table.splitlines()[0]
     assert "int8-per-token" in table and "openvino" in table
+
+
+def test_per_token_int8_pipelines_pad_to_buckets_and_answer_exactly_alone_or_batched(int8_dir):
+    out, _ = int8_dir
+    assert load_manifest(out).backend_options["pad_to_multiple_of"] == 16
+    texts = ["hello", "a somewhat longer text about the python language", "x " * 40, "the standard library " * 6]
+    with Pipeline.from_export(out, batch_size=4) as pipe:
+        shapes = []
+        run = pipe.runner.run
+
+        def recording(feeds, **kw):
+            shapes.append(feeds["input_ids"].shape)
+            return run(feeds, **kw)
+
+        pipe.runner.run = recording
+        batched = pipe(texts, pooling="mean", return_tensors=True)
+        alone = [pipe(text, pooling="mean", return_tensors=True) for text in texts]
+    assert all(length % 16 == 0 for _, length in shapes), shapes
+    # texts of different padded lengths never share a batch: 3 buckets among the 4 texts
+    assert sorted(batch for batch, _ in shapes[: -len(texts)]) == [1, 1, 2]
+    for a, b in zip(alone, batched):
+        np.testing.assert_array_equal(a, b)

@@ -19,8 +19,12 @@ The variants (one registry, :data:`VARIANTS`):
   channel; the embedding tables and a pooled classifier head stay float, as in the ONNX Runtime
   int8 variants), activations of those layers quantized at run time PER TOKEN in groups of 32
   channels (CPU property ``DYNAMIC_QUANTIZATION_GROUP_SIZE=32``). No calibration, dynamic batch
-  and sequence kept, and a text's activation scales depend on that text only: batching stays
-  exact (``batch_invariant: true``), unlike ONNX Runtime's dynamic int8 (one scale per batch).
+  and sequence kept, and a text's activation scales depend on that text only: its result does
+  not depend on its batch-mates (``batch_invariant: true``), unlike ONNX Runtime's dynamic int8
+  (one scale per batch). It does depend on the padded length (f32 sums of another length round
+  differently, and int8 rounding amplifies that: 0.049 on conv-bert-base logits), so the
+  manifest asks pipelines to pad to multiples of 16 and batch equal padded lengths
+  (``backend_options.pad_to_multiple_of``): a text then gives exactly its solo answer in any batch.
 * ``int8-bf16``: the same with bf16 inference precision (needs native bf16, as ``bf16``).
 
 NNCF's static post-training int8 (``nncf.quantize``) is not offered: measured on conv-bert-base it
@@ -39,6 +43,9 @@ from ..errors import InvalidInputError, MissingDependencyError, UnknownNameError
 from ..progress import QUIET, Progress
 
 __all__ = ["OpenVinoVariant", "VARIANTS", "get_variant", "write_openvino_variant", "check_bf16", "pooled_head_matmuls"]
+
+
+PAD_MULTIPLE = 16
 
 
 @dataclass(frozen=True)
@@ -171,6 +178,11 @@ def write_openvino_variant(source_model: Path, manifest, directory: Path, varian
                "inference_precision": variant.inference_precision}
     if variant.dynamic_quantization_group_size is not None:
         options["dynamic_quantization_group_size"] = variant.dynamic_quantization_group_size
+        # a row's int8 rounding is independent of its batch-mates but not of the padded length
+        # (conv-bert-base: 0.049 on logits alone vs padded; 0 between batch-mates of one length):
+        # pipelines pad to multiples of PAD_MULTIPLE and batch equal padded lengths, so a text
+        # gives exactly the same answer alone or in any batch
+        options["pad_to_multiple_of"] = PAD_MULTIPLE
     counts: dict[str, int] = {}
     for op in model.get_ops():
         counts[op.get_type_name()] = counts.get(op.get_type_name(), 0) + 1

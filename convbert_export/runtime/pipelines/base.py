@@ -161,6 +161,10 @@ class Pipeline:
         self.batch_size = batch_size
         self.max_input_chars = max_input_chars
         self.exact_padding = self.manifest.get("padding") == "exact"
+        # variants whose rounding depends on the padded length (per-token dynamic int8: a row is
+        # independent of its batch-mates, but not of the batch's sequence length) pad every text
+        # to a multiple of this and batch equal padded lengths only, alone or not
+        self.pad_multiple = int((self.manifest.get("backend_options") or {}).get("pad_to_multiple_of") or 1)
         if not self.manifest.get("batch_invariant", True) and batch_size > 1:
             warnings.warn(
                 f"{self.export_dir}: this export's outputs depend on batch-mates (dynamic int8 "
@@ -371,7 +375,14 @@ class Pipeline:
 
     # ---- batching and running ------------------------------------------------------------
     def batch_keys(self, features: list[Feature]) -> list:
-        return [f.length for f in features]
+        return [self._bucket(f.length) for f in features]
+
+    def _bucket(self, length: int) -> int:
+        """The padded length of a sequence: itself, or the next multiple of ``pad_multiple``
+        (at most ``max_length``)."""
+        if self.pad_multiple <= 1:
+            return length
+        return max(length, min(-(-length // self.pad_multiple) * self.pad_multiple, self.max_length))
 
     def forward(self, features: list[Feature]) -> list[dict | Exception]:
         """Run every feature in exact batches; per feature its outputs (sliced to its length)."""
@@ -379,7 +390,7 @@ class Pipeline:
         if not features:
             return out
         keys = self.batch_keys(features)
-        exact = self.exact_padding and not self.spec.multiple_choice
+        exact = self.exact_padding and not self.spec.multiple_choice and self.pad_multiple <= 1
         names = list(self.runner.input_metadata)
         pad = self.tokenizer.pad_token_id or 0
         seq_axis = {name: axes.index("sequence") if "sequence" in axes else None
@@ -417,7 +428,8 @@ class Pipeline:
         return out
 
     def _pad(self, features: list[Feature], pad: int) -> dict[str, np.ndarray]:
-        ids = pad_sequences([f.ids for f in features], pad)
-        types = pad_sequences([f.type_ids for f in features], 0)
-        mask = pad_sequences([np.ones(f.length, np.int64) for f in features], 0)
+        length = self._bucket(max(f.length for f in features))
+        ids = pad_sequences([f.ids for f in features], pad, length)
+        types = pad_sequences([f.type_ids for f in features], 0, length)
+        mask = pad_sequences([np.ones(f.length, np.int64) for f in features], 0, length)
         return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
