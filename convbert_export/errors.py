@@ -91,8 +91,15 @@ def lookup(registry, name, what: str):
     """``registry[name]``; a miss raises one UnknownNameError listing what exists.
 
     The one registry-lookup error: ``unknown <what> <name>; expected one of: a, b, c``.
+    ``registry`` is a mapping (returns the value) or a sequence of names (returns the name).
     """
+    from collections.abc import Mapping
+
     try:
-        return registry[name]
+        if isinstance(registry, Mapping):
+            return registry[name]
+        if name in registry:  # a tuple or set of names: the name itself
+            return name
     except (KeyError, TypeError):
-        raise UnknownNameError(f"unknown {what} {name!r}; expected one of: {', '.join(map(str, registry))}") from None
+        pass
+    raise UnknownNameError(f"unknown {what} {name!r}; expected one of: {', '.join(map(str, registry))}") from None

@@ -232,3 +232,14 @@ def test_options_that_would_be_ignored_are_refused(exports, tmp_path):
                                                               fp16="--fp16" in args))
         assert main(["optimize", source, "-o", str(tmp_path / "x"), *args, "-q"]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_validation_settings_cannot_silently_replace_the_tolerances(exports, tmp_path):
+    """optimize(validation=ValidationSettings(atol=...)) used to drop the caller's atol for the
+    precision's default without a word; now it is refused before anything is written."""
+    with pytest.raises(InvalidInputError, match="sets atol, min_cosine, which optimize takes from its OptimizeSettings"):
+        optimize(exports["feature-extraction"], tmp_path / "o", OptimizeSettings(),
+                 validation=ValidationSettings(atol=1e-3, min_cosine=0.5))
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(InvalidInputError, match="int8 and fp16 are exclusive"):
+        OptimizeSettings(int8="dynamic", fp16=True)  # refused at construction

@@ -34,7 +34,7 @@ def command(export_dir, output, int8, fp16, openvino, calibration, no_fuse, no_p
             min_cosine, model_dir, force, no_validate, quiet, as_json):
     """Write an optimized, validated copy of EXPORT_DIR (exit 1 when it misses its thresholds)."""
     from ..errors import ValidationFailedError
-    from ..export.optimize import OptimizeSettings, optimize
+    from ..optimize import OptimizeSettings, optimize
     from ..report import validation_table
 
     settings = OptimizeSettings(

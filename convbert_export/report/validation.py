@@ -10,7 +10,7 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def _agreement_text(agreement: dict) -> str:
+def agreement_text(agreement: dict) -> str:
     if agreement.get("nonfinite_cases"):
         return (f"{agreement['metric']} agreement not computed: NaN/Inf outputs in "
                 f"{agreement['nonfinite_cases']} case(s)")
@@ -18,6 +18,9 @@ def _agreement_text(agreement: dict) -> str:
         return f"cosine min {agreement['value']:.7f} (mean {agreement.get('mean', float('nan')):.7f})"
     label = {"topk": "top-5", "argmax": "argmax", "span": "start/end"}.get(agreement["metric"], agreement["metric"])
     return f"{label} agreement {agreement.get('agree', 0)}/{agreement.get('total', 0)} ({agreement['value']:.2%})"
+
+
+_agreement_text = agreement_text  # the name report/html.py imports
 
 
 def render_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -36,7 +39,7 @@ def validation_table(report) -> str:
     ]
     text = render_table(["output", "max abs", "max rel", "atol/rtol", "outside", "result"], rows)
     text += f"\n{RULE}"
-    text += f"\n{_agreement_text(data['agreement'])}"
+    text += f"\n{agreement_text(data['agreement'])}"
     effect = data.get("padding_effect") or {}
     if "export_max_abs_diff" in effect:
         text += (
@@ -88,7 +91,7 @@ def validation_markdown(report) -> str:
             )
         lines += ["", "Percentiles from a log histogram (20 bins per decade, within ~6%); \"atol to pass\" keeps "
                   "rtol, \"rtol to pass\" keeps atol. Plots: validation.html.", ""]
-    lines += [f"Task-level: {_agreement_text(d['agreement'])}.", ""]
+    lines += [f"Task-level: {agreement_text(d['agreement'])}.", ""]
     effect = d.get("padding_effect") or {}
     if "export_max_abs_diff" in effect:
         lines.append(

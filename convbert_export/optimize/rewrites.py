@@ -1,0 +1,263 @@
+"""Our graph rewrites, each a :class:`~convbert_export.optimize.graph.Fusion` (match, fuse,
+apply), and ONNX Runtime's transformer optimizer.
+
+* :class:`PointwiseConvToMatMul`: the separable convolution's 1x1 half as a MatMul (quantizable).
+* :class:`PackProjections`: MatMuls reading the same tensor as one wide MatMul + Split.
+* :class:`AttentionToMha`: the self-attention half as ``com.microsoft::MultiHeadAttention``.
+
+The functions of the same names (``pointwise_conv_to_matmul(model) -> count`` ...) apply them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from .graph import Fusion, _attr, _Graph
+from .settings import MS_DOMAIN
+
+
+class PointwiseConvToMatMul(Fusion):
+    """Rewrite ``Transpose(Add(Conv1x1(x, W), b), perm=[0,2,1])`` as ``MatMul(Transpose(x), W^T) + b``.
+
+    The separable convolution's pointwise half runs in (B, C, S) layout between two transposes;
+    as a MatMul in (B, S, C) layout it is quantizable by ``quantize_dynamic(MatMul)`` and one
+    transpose disappears.
+    """
+
+    anchors = ("Conv",)
+
+    def match(self, g: _Graph, conv):
+        if len(conv.input) < 2:
+            return None
+        weight = g.const(conv.input[1])
+        if weight is None or weight.ndim != 3 or weight.shape[2] != 1 or _attr(conv, "group", 1) != 1:
+            return None
+        if any(v != 1 for v in (_attr(conv, "strides") or [1])) or any(v != 0 for v in (_attr(conv, "pads") or [0])):
+            return None
+        conv_bias = g.const(conv.input[2]) if len(conv.input) > 2 and conv.input[2] else None
+        user = g.single_consumer(conv.output[0])
+        add = None
+        if user is not None and user.op_type == "Add":
+            other = user.input[1] if user.input[0] == conv.output[0] else user.input[0]
+            bias = g.const(other)
+            if bias is not None and bias.size == weight.shape[0] and bias.shape[-1:] in ((1,),):
+                add, conv_bias = user, (bias.reshape(-1) if conv_bias is None else conv_bias + bias.reshape(-1))
+                user = g.single_consumer(user.output[0])
+        if user is None or user.op_type != "Transpose" or list(_attr(user, "perm") or []) != [0, 2, 1]:
+            return None
+        return conv, add, user, weight, conv_bias
+
+    def fuse(self, g: _Graph, match):
+        conv, add, user, weight, conv_bias = match
+        x = conv.input[0]
+        xt = g.fresh("pw_in")
+        mm = g.fresh("pw_mm")
+        w_name = g.add_initializer(np.ascontiguousarray(weight[:, :, 0].T), "pw_weight")  # (Cin, Cout)
+        new = [helper.make_node("Transpose", [x], [xt], perm=[0, 2, 1], name=g.fresh("pw_transpose"))]
+        if conv_bias is not None:
+            b_name = g.add_initializer(conv_bias.astype(weight.dtype), "pw_bias")
+            new += [
+                helper.make_node("MatMul", [xt, w_name], [mm], name=g.fresh("pw_matmul")),
+                helper.make_node("Add", [mm, b_name], [user.output[0]], name=g.fresh("pw_add")),
+            ]
+        else:
+            new.append(helper.make_node("MatMul", [xt, w_name], [user.output[0]], name=g.fresh("pw_matmul")))
+        return new, conv, [conv, user] + ([add] if add is not None else [])
+
+
+class PackProjections(Fusion):
+    """Merge MatMuls that read the same tensor (query, key, value, conv_out) into one wide MatMul.
+
+    ``Add(MatMul(x, W_i), b_i)`` for i = 1..n over the same ``x`` become ``Split(Add(MatMul(x,
+    concat(W_i)), concat(b_i)))``: one GEMM of width sum(N_i) instead of n narrow ones, and one
+    quantization of ``x`` shared by it. Candidates are tensors, not nodes.
+    """
+
+    def candidates(self, g: _Graph):
+        return list(g.consumers.items())
+
+    def match(self, g: _Graph, candidate):
+        name, users = candidate
+        members = []
+        for mm in users:
+            if mm.op_type != "MatMul" or mm.input[0] != name or mm.input[1] not in g.inits:
+                continue
+            weight = g.const(mm.input[1])
+            add = g.single_consumer(mm.output[0])
+            bias = None
+            if add is not None and add.op_type == "Add":
+                other = add.input[1] if add.input[0] == mm.output[0] else add.input[0]
+                bias = g.const(other)
+            if weight.ndim != 2 or bias is None or bias.shape != (weight.shape[1],):
+                continue
+            members.append((mm, add, weight, bias))
+        if len(members) < 2 or len({m[2].shape[0] for m in members}) != 1 or len({m[2].dtype for m in members}) != 1:
+            return None
+        return name, members
+
+    def fuse(self, g: _Graph, match):
+        name, members = match
+        first = min(members, key=lambda m: list(g.graph.node).index(m[0]))[0]
+        weight = g.add_initializer(np.concatenate([m[2] for m in members], axis=1), "packed_weight")
+        bias = g.add_initializer(np.concatenate([m[3] for m in members]).astype(members[0][2].dtype), "packed_bias")
+        sizes = g.add_initializer(np.array([m[2].shape[1] for m in members], dtype=np.int64), "packed_split")
+        mm_out, add_out = g.fresh("packed_mm"), g.fresh("packed_add")
+        new = [
+            helper.make_node("MatMul", [name, weight], [mm_out], name=g.fresh("packed_matmul")),
+            helper.make_node("Add", [mm_out, bias], [add_out], name=g.fresh("packed_bias_add")),
+            helper.make_node("Split", [add_out, sizes], [m[1].output[0] for m in members], axis=-1,
+                             name=g.fresh("packed_split")),
+        ]
+        return new, first, [node for mm, add, _, _ in members for node in (mm, add)]
+
+
+def _heads_of(g: _Graph, reshape: onnx.NodeProto) -> int | None:
+    """Number of heads a (B, S, H, D) Reshape produces, read from its shape input."""
+    shape = g.const(reshape.input[1])
+    if shape is not None and shape.size == 4 and shape[2] > 0:
+        return int(shape[2])
+    concat = g.producer.get(reshape.input[1])
+    if concat is None or concat.op_type != "Concat" or len(concat.input) != 4:
+        return None
+    heads, size = g.const(concat.input[2]), g.const(concat.input[3])
+    if heads is not None and heads.size == 1 and int(heads.reshape(-1)[0]) > 0:
+        return int(heads.reshape(-1)[0])
+    if size is None or size.size != 1 or int(size.reshape(-1)[0]) <= 0:
+        return None
+    # (B, S, -1, D): the width of the projection feeding the Reshape, over D
+    node = g.producer.get(reshape.input[0])
+    if node is not None and node.op_type == "Add":
+        node = g.parent(node, 0, "MatMul") or g.parent(node, 1, "MatMul")
+    weight = g.const(node.input[1]) if node is not None and node.op_type == "MatMul" else None
+    if weight is None or weight.ndim != 2 or weight.shape[1] % int(size.reshape(-1)[0]):
+        return None
+    return weight.shape[1] // int(size.reshape(-1)[0])
+
+
+class AttentionToMha(Fusion):
+    """Fuse each self-attention half into ``com.microsoft::MultiHeadAttention``.
+
+    Matches ``Softmax(Add(Div(MatMul(Tq, Tk), scale), mask)) -> MatMul(., Tv) -> Transpose``
+    with Tq/Tv = Transpose(Reshape(q|v, (B,S,H,D)), [0,2,1,3]), Tk = Transpose(Reshape(k),
+    [0,2,3,1]) and the additive mask ``Unsqueeze(Mul(Sub(1, Cast(mask)), min))``. The fused node
+    reads the projections q, k, v (B, S, H*D) and the padding mask as int32 key_padding_mask
+    (one Cast per mask, shared); its output is reshaped to (B, S, H, D) for the consumers of the
+    old Transpose.
+    """
+
+    anchors = ("Softmax",)
+
+    def apply(self, model: onnx.ModelProto) -> int:
+        self._mask_casts: dict[str, str] = {}
+        return super().apply(model)
+
+    def match(self, g: _Graph, softmax):
+        if _attr(softmax, "axis", -1) not in (-1, 3):
+            return None
+        add = g.parent(softmax, 0, "Add")
+        if add is None:
+            return None
+        div = g.parent(add, 0, "Div")
+        mask_index = 1
+        if div is None:
+            div, mask_index = g.parent(add, 1, "Div"), 0
+        if div is None:
+            return None
+        scale = g.const(div.input[1])
+        qk = g.parent(div, 0, "MatMul")
+        if scale is None or scale.size != 1 or qk is None:
+            return None
+        tq, tk = g.parent(qk, 0, "Transpose"), g.parent(qk, 1, "Transpose")
+        av = g.single_consumer(softmax.output[0])
+        if tq is None or tk is None or av is None or av.op_type != "MatMul" or av.input[0] != softmax.output[0]:
+            return None
+        tv = g.parent(av, 1, "Transpose")
+        out_t = g.single_consumer(av.output[0])
+        if tv is None or out_t is None or out_t.op_type != "Transpose":
+            return None
+        perms = [list(_attr(t, "perm") or []) for t in (tq, tk, tv, out_t)]
+        if perms != [[0, 2, 1, 3], [0, 2, 3, 1], [0, 2, 1, 3], [0, 2, 1, 3]]:
+            return None
+        rq, rk, rv = (g.parent(t, 0, "Reshape") for t in (tq, tk, tv))
+        if rq is None or rk is None or rv is None:
+            return None
+        heads = _heads_of(g, rq)
+        if heads is None:
+            return None
+        # the additive mask: Unsqueeze(Mul(Sub(1, Cast(m)), big_negative)) (possibly via more Unsqueezes)
+        mask_node = g.producer.get(add.input[mask_index])
+        while mask_node is not None and mask_node.op_type == "Unsqueeze":
+            mask_node = g.producer.get(mask_node.input[0])
+        if mask_node is None or mask_node.op_type != "Mul":
+            return None
+        sub = g.parent(mask_node, 0, "Sub") or g.parent(mask_node, 1, "Sub")
+        cast = g.parent(sub, 1, "Cast") if sub is not None else None
+        one = g.const(sub.input[0]) if sub is not None else None
+        if cast is None or one is None or float(one.reshape(-1)[0]) != 1.0:
+            return None
+        return softmax, add, div, qk, av, out_t, rq, rk, rv, heads, scale, cast.input[0]
+
+    def fuse(self, g: _Graph, match):
+        softmax, add, div, qk, av, out_t, rq, rk, rv, heads, scale, raw_mask = match
+        new = []
+        if raw_mask not in self._mask_casts:
+            name = g.fresh("key_padding_mask")
+            self._mask_casts[raw_mask] = name
+            new.append(helper.make_node("Cast", [raw_mask], [name], to=TensorProto.INT32, name=g.fresh("mask_cast")))
+        mha_out = g.fresh("mha_out")
+        new += [
+            helper.make_node(
+                "MultiHeadAttention",
+                [rq.input[0], rk.input[0], rv.input[0], "", self._mask_casts[raw_mask]],
+                [mha_out],
+                domain=MS_DOMAIN,
+                num_heads=heads,
+                scale=float(1.0 / float(scale.reshape(-1)[0])),
+                name=g.fresh("MultiHeadAttention"),
+            ),
+            helper.make_node("Reshape", [mha_out, rq.input[1]], [out_t.output[0]], name=g.fresh("mha_reshape")),
+        ]
+        return new, softmax, [softmax, add, div, qk, av, out_t]
+
+    def finish(self, model: onnx.ModelProto) -> None:
+        if not any(o.domain == MS_DOMAIN for o in model.opset_import):
+            model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
+
+
+def pointwise_conv_to_matmul(model: onnx.ModelProto) -> int:
+    """Apply :class:`PointwiseConvToMatMul`; returns the number of rewritten convolutions."""
+    return PointwiseConvToMatMul().apply(model)
+
+
+def pack_projections(model: onnx.ModelProto) -> int:
+    """Apply :class:`PackProjections`; returns the number of packed groups."""
+    return PackProjections().apply(model)
+
+
+def attention_to_mha(model: onnx.ModelProto) -> int:
+    """Apply :class:`AttentionToMha`; returns the number of fused attention blocks."""
+    return AttentionToMha().apply(model)
+
+
+def ort_transformer_fusions(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
+    """ONNX Runtime's transformer optimizer (model_type bert, python fusions only)."""
+    import logging
+
+    from onnxruntime.transformers.fusion_options import FusionOptions
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    options = FusionOptions("bert")
+    options.enable_embed_layer_norm = False  # it requires int32 inputs and BERT's position ids
+    options.enable_attention = False  # ours (above); ORT's pattern does not match ConvBERT
+    logger = logging.getLogger("onnxruntime.transformers")
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        optimized = optimize_model(model, model_type="bert", num_heads=0, hidden_size=0, opt_level=0,
+                                   optimization_options=options)
+    finally:
+        logger.setLevel(previous)
+    stats = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
+    return optimized.model, stats
