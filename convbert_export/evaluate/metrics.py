@@ -67,13 +67,17 @@ def squad_scores(golds: list[list[str]], pred: str) -> tuple[float, float]:
 # ------------------------------------------------------------------------- classification
 def classification_metrics(gold: list, pred: list, labels: list) -> dict[str, float]:
     """accuracy, macro-F1 over ``labels`` (every label the gold or predictions use), MCC."""
+    import warnings
+
     sk = _need("sklearn.metrics")
     gold, pred = np.asarray(gold, dtype=object), np.asarray(pred, dtype=object)
-    return {
-        "accuracy": float(sk.accuracy_score(gold, pred)),
-        "macro_f1": float(sk.f1_score(gold, pred, labels=labels, average="macro", zero_division=0)),
-        "mcc": float(sk.matthews_corrcoef(gold, pred)),
-    }
+    with warnings.catch_warnings():  # one class in a bootstrap resample: MCC is 0, as sklearn returns
+        warnings.filterwarnings("ignore", message="A single label was found", category=UserWarning)
+        return {
+            "accuracy": float(sk.accuracy_score(gold, pred)),
+            "macro_f1": float(sk.f1_score(gold, pred, labels=labels, average="macro", zero_division=0)),
+            "mcc": float(sk.matthews_corrcoef(gold, pred)),
+        }
 
 
 def regression_metrics(gold: list[float], pred: list[float]) -> dict[str, float]:

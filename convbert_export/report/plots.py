@@ -53,6 +53,13 @@ def _figure(width: float = 5.2, height: float = 2.6):
     return plt.subplots(figsize=(width, height))
 
 
+def _atol_line(draw, ax, atol: float | None) -> None:
+    """The tolerance as a dashed line (not when it is effectively off, as for int8)."""
+    if atol and 0 < atol < 1e8:
+        draw(atol, color="#c44e52", linestyle="--", linewidth=1, label=f"atol {atol:g}")
+        ax.legend(frameon=False)
+
+
 def error_histogram(edges: list[float], counts: list[int], zeros: int, atol: float | None, title: str) -> str:
     """Absolute errors on a log axis; the exact matches (error 0) are counted in the title."""
     fig, ax = _figure()
@@ -65,9 +72,7 @@ def error_histogram(edges: list[float], counts: list[int], zeros: int, atol: flo
     ax.set_xscale("log")
     if any(counts):
         ax.set_yscale("log")
-    if atol and 0 < atol < 1e8:
-        ax.axvline(atol, color="#c44e52", linestyle="--", linewidth=1, label=f"atol {atol:g}")
-        ax.legend(frameon=False)
+    _atol_line(ax.axvline, ax, atol)
     ax.set_xlabel("|export - reference|")
     ax.set_ylabel("values")
     ax.set_title(f"{title} ({zeros} exactly equal)" if zeros else title)
@@ -81,9 +86,7 @@ def error_by_length(points: list[tuple[int, float]], atol: float | None, title: 
     ys = [max(p[1], 1e-12) for p in points]
     ax.scatter(xs, ys, s=14, color="#4c72b0")
     ax.set_yscale("log")
-    if atol and 0 < atol < 1e8:
-        ax.axhline(atol, color="#c44e52", linestyle="--", linewidth=1, label=f"atol {atol:g}")
-        ax.legend(frameon=False)
+    _atol_line(ax.axhline, ax, atol)
     ax.set_xlabel("sequence length (tokens)")
     ax.set_ylabel("max |diff| in the case")
     ax.set_title(title)
