@@ -110,6 +110,52 @@ def bootstrap_indices(n: int, resamples: int, seed: int = 0) -> np.ndarray:
     return rng.integers(0, n, size=(resamples, n))
 
 
+def resample_weights(draws: np.ndarray, n: int) -> np.ndarray:
+    """(resamples, n): how often each example is drawn in each resample. A metric built from
+    per-example counts (``TaskEval.bootstrap_counts``) is then ``weights @ counts``, so 1000
+    resamples cost one matrix product instead of 1000 calls into a metric library."""
+    weights = np.zeros((draws.shape[0], n))
+    np.add.at(weights, (np.repeat(np.arange(draws.shape[0]), draws.shape[1]), draws.ravel()), 1.0)
+    return weights
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
+
+
+def classification_from_confusion(conf: np.ndarray) -> dict[str, np.ndarray]:
+    """accuracy, macro-F1 and MCC from confusion matrices (..., K, K) [gold, predicted], with
+    scikit-learn's definitions (F1 0 where undefined; MCC 0 when a marginal is constant)."""
+    tp = np.diagonal(conf, axis1=-2, axis2=-1)
+    gold, pred = conf.sum(-1), conf.sum(-2)
+    n, correct = conf.sum((-2, -1)), tp.sum(-1)
+    cov_tp = correct * n - (gold * pred).sum(-1)
+    cov_pp, cov_tt = n * n - (pred * pred).sum(-1), n * n - (gold * gold).sum(-1)
+    return {
+        "accuracy": _ratio(correct, n),
+        "macro_f1": _ratio(2 * tp, gold + pred).mean(-1),
+        "mcc": _ratio(cov_tp, np.sqrt(cov_pp * cov_tt)),
+    }
+
+
+def entities_from_counts(sums: np.ndarray) -> dict[str, np.ndarray]:
+    """seqeval's micro precision/recall/F1 and token accuracy from summed per-sentence counts
+    (..., 5): matched entities, predicted entities, gold entities, correct tags, tags."""
+    tp, pred, gold, correct, tags = np.moveaxis(sums, -1, 0)
+    return {"precision": _ratio(tp, pred), "recall": _ratio(tp, gold), "f1": _ratio(2 * tp, pred + gold),
+            "token_accuracy": _ratio(correct, tags)}
+
+
+def sentence_counts(gold: list[str], pred: list[str]) -> list[int]:
+    """One sentence's (matched, predicted, gold) entities by seqeval's chunking, and (correct, all) tags."""
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    gold_entities, pred_entities = set(get_entities(gold)), set(get_entities(pred))
+    return [len(gold_entities & pred_entities), len(pred_entities), len(gold_entities),
+            sum(g == p for g, p in zip(gold, pred)), len(gold)]
+
+
 def percentile_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
     """The percentile interval of bootstrap replicates (NaN replicates ignored)."""
     values = np.asarray(values, dtype=np.float64)

@@ -233,12 +233,19 @@ def _run(result: ModelResult, pipeline, evaluator, examples: list[Example], prog
 def _score(results: list[ModelResult], evaluator, golds: list, examples: list[Example], settings: EvaluationSettings):
     n = len(golds)
     draws = M.bootstrap_indices(n, settings.resamples, settings.seed) if settings.resamples and n > 1 else None
+    weights = M.resample_weights(draws, n) if draws is not None else None
     replicates = {}
     for result in results:
         result.metrics = evaluator.metrics(golds, result.predictions)
         if draws is not None:
-            rows = [evaluator.metrics([golds[i] for i in idx], [result.predictions[i] for i in idx]) for idx in draws]
-            replicates[result.name] = {k: np.array([r[k] for r in rows]) for k in result.metrics}
+            counted = evaluator.bootstrap_counts(golds, result.predictions)
+            if counted is not None:
+                matrix, finish = counted
+                reps = finish(weights @ matrix)
+                replicates[result.name] = {k: np.asarray(reps[k], dtype=np.float64) for k in result.metrics}
+            else:  # a metric that is not a function of per-example counts: recompute per resample
+                rows = [evaluator.metrics([golds[i] for i in idx], [result.predictions[i] for i in idx]) for idx in draws]
+                replicates[result.name] = {k: np.array([r[k] for r in rows]) for k in result.metrics}
             result.intervals = {k: M.percentile_interval(v, settings.confidence) for k, v in replicates[result.name].items()}
     reference = results[0]
     for result in results[1:]:

@@ -65,6 +65,12 @@ class TaskEval:
     def metrics(self, golds: list, preds: list) -> dict[str, float]:
         raise NotImplementedError
 
+    def bootstrap_counts(self, golds: list, preds: list):
+        """Per-example counts the metrics are built from, for a fast bootstrap: ``(matrix (n, k),
+        finish)`` where ``finish(sums (..., k))`` returns each metric; None: the bootstrap calls
+        :meth:`metrics` on every resample instead."""
+        return None
+
     def distance(self, ref, pred) -> float:
         """How far ``pred`` is from the reference's prediction (0 = the same)."""
         raise NotImplementedError
@@ -123,6 +129,17 @@ class TextClassification(TaskEval):
         labels = sorted(set(golds) | {p["label"] for p in preds if p is not None})
         return M.classification_metrics(golds, [("<error>" if p is None else p["label"]) for p in preds], labels)
 
+    def bootstrap_counts(self, golds, preds):
+        if self.regression:
+            return None
+        predicted = ["<error>" if p is None else p["label"] for p in preds]
+        labels = sorted(set(golds) | set(predicted))
+        index = {label: i for i, label in enumerate(labels)}
+        k = len(labels)
+        cells = np.zeros((len(golds), k * k))
+        cells[np.arange(len(golds)), [index[g] * k + index[p] for g, p in zip(golds, predicted)]] = 1.0
+        return cells, lambda sums: M.classification_from_confusion(sums.reshape(*sums.shape[:-1], k, k))
+
     def distance(self, ref, pred):
         if ref is None or pred is None:
             return float("inf")
@@ -174,6 +191,10 @@ class TokenClassification(TaskEval):
 
     def metrics(self, golds, preds):
         return M.entity_metrics(golds, [["O"] * len(g) if p is None else p for g, p in zip(golds, preds)])
+
+    def bootstrap_counts(self, golds, preds):
+        counts = [M.sentence_counts(g, ["O"] * len(g) if p is None else p) for g, p in zip(golds, preds)]
+        return np.array(counts, dtype=np.float64), M.entities_from_counts
 
     def distance(self, ref, pred):
         if ref is None or pred is None:
@@ -236,6 +257,23 @@ class QuestionAnswering(TaskEval):
             out["no_answer_f1"] = float(scores[impossible, 1].mean()) if impossible.any() else float("nan")
         return out
 
+    def bootstrap_counts(self, golds, preds):
+        scores = self.per_example(golds, preds)
+        impossible = np.array([g == [""] for g in golds], dtype=np.float64)
+        cols = np.column_stack([scores, np.ones(len(golds)), impossible, scores[:, 1] * impossible,
+                                1 - impossible, scores[:, 1] * (1 - impossible)])
+
+        def finish(sums):
+            em, f1, n, imp, f1_imp, poss, f1_poss = np.moveaxis(sums, -1, 0)
+            out = {"exact_match": em / n, "f1": f1 / n}
+            if getattr(self, "impossible", False):
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    out["has_answer_f1"] = np.where(poss > 0, f1_poss / np.where(poss > 0, poss, 1), np.nan)
+                    out["no_answer_f1"] = np.where(imp > 0, f1_imp / np.where(imp > 0, imp, 1), np.nan)
+            return out
+
+        return cols, finish
+
     def distance(self, ref, pred):
         if ref is None or pred is None:
             return float("inf")
@@ -282,6 +320,11 @@ class FillMask(TaskEval):
             "top5_accuracy": float(np.mean([g in p[:5] for g, p in zip(golds, preds)])),
         }
 
+    def bootstrap_counts(self, golds, preds):
+        preds = [p or [] for p in preds]
+        cols = np.array([[bool(p) and p[0] == g, g in p[:5], 1] for g, p in zip(golds, preds)], dtype=np.float64)
+        return cols, lambda sums: {"top1_accuracy": sums[..., 0] / sums[..., 2], "top5_accuracy": sums[..., 1] / sums[..., 2]}
+
     def distance(self, ref, pred):
         if ref is None or pred is None:
             return float("inf")
@@ -317,6 +360,10 @@ class MultipleChoice(TaskEval):
 
     def metrics(self, golds, preds):
         return {"accuracy": float(np.mean([p is not None and p["index"] == g for g, p in zip(golds, preds)]))}
+
+    def bootstrap_counts(self, golds, preds):
+        cols = np.array([[p is not None and p["index"] == g, 1] for g, p in zip(golds, preds)], dtype=np.float64)
+        return cols, lambda sums: {"accuracy": sums[..., 0] / sums[..., 1]}
 
     def distance(self, ref, pred):
         if ref is None or pred is None:

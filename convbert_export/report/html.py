@@ -149,8 +149,11 @@ def _output_details(o: dict) -> str:
         rows = [[name, _num(v.get("min")), _num(v.get("max")), _num(v.get("mean")), _num(v.get("std"))]
                 for name, v in values.items()]
         parts.append(_table(["values", "min", "max", "mean", "std"], rows))
-    parts.append(_figure(plots.error_histogram, err["edges"], err["counts"], err.get("zeros", 0), o["atol"],
-                         f"{o['name']}: absolute error"))
+    if err["counts"]:
+        parts.append(_figure(plots.error_histogram, err["edges"], err["counts"], err.get("zeros", 0), o["atol"],
+                             f"{o['name']}: absolute error"))
+    else:  # nothing compared, or every value equal: no histogram to draw
+        parts.append(f"<p>No nonzero difference to plot ({o['elements']} values compared, {err.get('zeros', 0)} equal).</p>")
     if o.get("by_length"):
         parts.append(_figure(plots.error_by_length, o["by_length"], o["atol"], f"{o['name']}: error vs length"))
     return "\n".join(parts)

@@ -77,6 +77,18 @@ def test_every_task_scores_the_fp32_export_like_the_reference(demo_exports, tmp_
     assert exp.disagreements == 0 and not exp.errors
     for name in metrics:
         assert exp.metrics[name] == pytest.approx(ref.metrics[name], abs=1e-6)
+    # the bootstrap's count-based metrics equal the libraries' on the full data
+    from convbert_export.evaluate.tasks import evaluator_for
+    from convbert_export.runtime import Pipeline
+
+    with Pipeline.from_export(demo_exports.get(task)) as pipeline:
+        evaluator = evaluator_for(task, pipeline)
+    examples = [evaluator.parse(row, i) for i, row in enumerate(rows[:-1])]
+    evaluator.prepare(examples)
+    counted = evaluator.bootstrap_counts([e.gold for e in examples], ref.predictions)
+    if counted is not None:
+        matrix, finish = counted
+        assert {k: float(v) for k, v in finish(matrix.sum(0)).items()} == pytest.approx(ref.metrics, nan_ok=True)
 
 
 def test_cli_writes_json_markdown_and_html_and_refuses_mixed_tasks(demo_exports, tmp_path, capsys):

@@ -48,3 +48,28 @@ def test_bootstrap_interval_covers_the_estimate_and_is_reproducible():
     replicates = values[draws].mean(axis=1)
     low, high = M.percentile_interval(replicates)
     assert low < 0.6 < high and high - low < 0.4
+
+
+def test_count_based_bootstrap_metrics_equal_the_libraries():
+    """The bootstrap builds each resample's metrics from per-example counts; on the full data
+    they must equal scikit-learn's and seqeval's values."""
+    rng = np.random.default_rng(1)
+    labels = ["a", "b", "c"]
+    gold = list(rng.choice(labels, 40))
+    pred = [g if rng.random() < 0.6 else str(rng.choice(labels)) for g in gold]
+    conf = np.zeros((3, 3))
+    for g, p in zip(gold, pred):
+        conf[labels.index(g), labels.index(p)] += 1
+    ours = M.classification_from_confusion(conf)
+    theirs = M.classification_metrics(gold, pred, labels)
+    for name in theirs:
+        assert float(ours[name]) == pytest.approx(theirs[name], abs=1e-12), name
+    tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    golds = [list(rng.choice(tags, int(rng.integers(1, 9)))) for _ in range(30)]
+    preds = [[t if rng.random() < 0.7 else str(rng.choice(tags)) for t in g] for g in golds]
+    sums = np.sum([M.sentence_counts(g, p) for g, p in zip(golds, preds)], axis=0)
+    ours = M.entities_from_counts(sums)
+    for name, value in M.entity_metrics(golds, preds).items():
+        assert float(ours[name]) == pytest.approx(value, abs=1e-12), name
+    weights = M.resample_weights(np.array([[0, 0, 2], [1, 2, 2]]), 3)
+    assert weights.tolist() == [[2, 0, 1], [0, 1, 2]]

@@ -64,3 +64,11 @@ def test_benchmark_html_plots_latency_against_batch_size(validated_export, tmp_p
     page, data = page_file.read_text(), json.loads((tmp_path / "b.json").read_text())
     assert _self_contained(page) and page.count("<svg") == 2  # one plot per sequence length
     assert all(f"{r['p50_ms']:.2f}" in page for r in data["results"])
+
+
+def test_an_output_with_no_differences_has_no_histogram(validated_export):
+    data = json.loads((validated_export / "validation.json").read_text())
+    data["outputs"][0]["error"].update(edges=[], counts=[], zeros=7)
+    data["outputs"][0]["by_length"] = []
+    page = html_report(data)
+    assert "<svg" not in page and "No nonzero difference to plot" in page
