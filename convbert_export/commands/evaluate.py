@@ -18,13 +18,14 @@ from ._common import emit_json, progress_for, quiet_json_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--resamples", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Bootstrap resamples for confidence intervals (0: none).")
+@click.option("--provider", help="Device or ONNX Runtime provider (cpu, cuda, tensorrt, ...; default: each directory's own).")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False),
               help="Reference checkpoint (default: the source recorded in the first export's manifest).")
 @click.option("--output", "-o", required=True, type=click.Path(file_okay=False),
               help="Report directory to create (evaluation.json, evaluation.md, evaluation.html).")
 @click.option("--force", is_flag=True, help="Replace an existing report directory.")
 @quiet_json_options
-def command(exports, data, task, columns, limit, batch_size, resamples, model_dir, output, force, quiet, as_json):
+def command(exports, data, task, columns, limit, batch_size, resamples, provider, model_dir, output, force, quiet, as_json):
     """Score the PyTorch reference and each EXPORT (export, optimized or engine directory) on the same labeled data."""
     import os
 
@@ -37,7 +38,7 @@ def command(exports, data, task, columns, limit, batch_size, resamples, model_di
 
     check_output_dir(output, force)  # refuse before the work, not after
     settings = EvaluationSettings(task=task, columns=tuple(parse_columns(columns).items()), limit=limit,
-                                  batch_size=batch_size, resamples=resamples)
+                                  batch_size=batch_size, resamples=resamples, provider=provider)
     report = evaluate(list(exports), data, settings, model=model_dir, progress=progress_for(quiet, as_json))
     write_evaluation(report, output, force=force)
     if as_json:

@@ -40,7 +40,8 @@ class EvaluationSettings:
             for the reference and the variant (paired).
         confidence: the intervals' level.
         worst: how many disagreements to list per variant.
-        provider: ONNX Runtime provider for export directories.
+        provider: the device or ONNX Runtime provider (None: each directory's default: ONNX
+            Runtime on the CPU for an export, TensorRT for an engine directory).
         seed: the bootstrap's seed.
     """
 
@@ -51,7 +52,7 @@ class EvaluationSettings:
     resamples: int = 1000
     confidence: float = 0.95
     worst: int = 10
-    provider: str = "cpu"
+    provider: str | None = None
     seed: int = 0
 
     def __post_init__(self):
@@ -149,9 +150,9 @@ def evaluate(
         model: the reference: a reference_model head, a checkpoint directory, or None to rebuild
             it from the first export's manifest (its preset and seed, or its checkpoint).
     """
-    from ..runtime import Pipeline, TorchRunner
-    from ..validate.check import reference_for
     from ..manifest import load_manifest
+    from ..runtime import Pipeline, TorchRunner
+    from ..runtime.torch_ref import reference_model_for
 
     settings = settings or EvaluationSettings()
     progress = progress or QUIET
@@ -171,13 +172,12 @@ def evaluate(
     pipelines = []
     try:
         with progress.step(f"[{task}] loading the reference and {len(paths)} export(s)"):
-            reference = reference_for(load_manifest(paths[0]), model)
+            reference = reference_model_for(load_manifest(paths[0]), model)
             exact = described[0][2].get("padding") == "exact"
             runner = TorchRunner(reference, task=task, exact_padding=exact)
             pipelines.append(Pipeline.from_export(paths[0], runner=runner, batch_size=settings.batch_size))
             for path in paths:
-                pipelines.append(Pipeline.from_export(path, provider=None if _describe(path)[0] == "engine" else settings.provider,
-                                                      batch_size=settings.batch_size))
+                pipelines.append(Pipeline.from_export(path, provider=settings.provider, batch_size=settings.batch_size))
         evaluator = evaluator_for(task, pipelines[0])
         examples, bad = [], []
         for row in rows:
