@@ -21,6 +21,13 @@ from .errors import ConvBertExportError, Terminated
 
 #: exit status of an unexpected exception (a bug); 1 stays "validation failed", 2 "bad input"
 EXIT_INTERNAL = 3
+#: top-level modules of the `export` extra: a command that imports one without it installed
+#: says so in one line (exit 2) instead of a traceback
+EXPORT_EXTRA_MODULES = frozenset({"torch", "onnx", "onnxscript", "safetensors", "huggingface_hub"})
+#: commands that always need the export extra (the PyTorch reference or the ONNX exporter);
+#: checked before they start. Others (benchmark --torch-reference...) fail in one line when
+#: they reach a missing module.
+NEEDS_EXPORT_EXTRA = frozenset({"demo", "export", "validate", "optimize", "evaluate"})
 
 # command name -> module under convbert_export.commands defining `command`
 COMMANDS: dict[str, str] = {
@@ -81,8 +88,29 @@ def cli():
     """Export ConvBERT to ONNX and TensorRT, prove the export right, and serve it."""
 
 
+def _missing_export_extra(args: list[str]) -> str | None:
+    """The first `export` extra module a command that always needs it cannot import (None: all
+    there, or not such a command, or only asking for --help)."""
+    command = next((a for a in args if not a.startswith("-")), None)
+    if command not in NEEDS_EXPORT_EXTRA or "--help" in args or "-h" in args:
+        return None
+    return next((m for m in ("torch", "onnx", "onnxscript", "safetensors")
+                 if importlib.util.find_spec(m) is None), None)
+
+
+def _export_extra_error(command: str, module: str) -> int:
+    click.echo(
+        f"error: `convbert-export {command}` needs the export extra ({module} is not installed; the "
+        "base install only serves): pip install torch==2.13.0 'convbert-export[export]'", err=True)
+    return 2
+
+
 def main(argv=None) -> int:
     """Console entry point: run the group, turning our errors into one line and an exit code."""
+    args = list(argv if argv is not None else sys.argv[1:])
+    missing = _missing_export_extra(args)
+    if missing:  # before any work or progress output
+        return _export_extra_error(next(a for a in args if not a.startswith("-")), missing)
     try:
         cli.main(args=argv, prog_name="convbert-export", standalone_mode=False)
     except ConvBertExportError as exc:
@@ -103,18 +131,26 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return 130
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in EXPORT_EXTRA_MODULES:
+            return _internal(exc)
+        return _export_extra_error(next((a for a in args if a in COMMANDS), "this command"), exc.name)
     except Exception as exc:  # noqa: BLE001 - a bug: its own exit code, never 1 (validation failed)
-        if os.environ.get("CONVBERT_EXPORT_TRACEBACK"):
-            import traceback
-
-            traceback.print_exc()
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        click.echo(
-            f"internal error (a bug in convbert-export): {type(exc).__name__}: {first}; rerun with "
-            "CONVBERT_EXPORT_TRACEBACK=1 for the traceback and report it", err=True)
-        return EXIT_INTERNAL
+        return _internal(exc)
     return 0
 
+
+def _internal(exc: BaseException) -> int:
+    """An unexpected exception (a bug): one line and EXIT_INTERNAL, the traceback on request."""
+    if os.environ.get("CONVBERT_EXPORT_TRACEBACK"):
+        import traceback
+
+        traceback.print_exception(exc)
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    click.echo(
+        f"internal error (a bug in convbert-export): {type(exc).__name__}: {first}; rerun with "
+        "CONVBERT_EXPORT_TRACEBACK=1 for the traceback and report it", err=True)
+    return EXIT_INTERNAL
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

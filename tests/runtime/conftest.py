@@ -38,9 +38,22 @@ NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
 
 
 def save_tokenizer(directory: Path) -> None:
-    from transformers import BertTokenizer  # the tokenizers-backed class in transformers 5
+    """The test vocabulary as a fast (tokenizers-backed) BERT tokenizer, saved by transformers.
 
-    tok = BertTokenizer(vocab={w: i for i, w in enumerate(VOCAB)}, do_lower_case=True, model_max_length=64)
+    transformers 5's ``BertTokenizer`` is the tokenizers-backed class and takes the vocabulary
+    as a dict (its ``BertTokenizerFast(vocab_file=...)`` ignores the file); transformers 4's
+    ``BertTokenizer`` is the slow Python class, so there the fast class reads vocab.txt."""
+    import transformers
+    from transformers import BertTokenizer
+
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        tok = BertTokenizer(vocab={w: i for i, w in enumerate(VOCAB)}, do_lower_case=True, model_max_length=64)
+    else:
+        from transformers import BertTokenizerFast
+
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
+        tok = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True, model_max_length=64)
     tok.save_pretrained(directory)
 
 

@@ -17,7 +17,10 @@ class QuestionAnsweringPipeline(Pipeline):
     (min(model max length, 384)), ``handle_impossible_answer`` (False), ``align_to_words``
     (True). A long context is split into overlapping windows, each run alone (exact batching);
     span scores are p(start) * p(end) within a window; answers from every window are ranked
-    together. Returns ``{"score", "start", "end", "answer"}`` (a list when top_k > 1).
+    together; with ``align_to_words`` (transformers 4.x's fast-tokenizer path) 2*top_k+10
+    candidates per window are taken and those with the same answer text (case-insensitive) are
+    merged, their scores summed. Returns ``{"score", "start", "end", "answer"}`` (a list when
+    top_k > 1).
     """
 
     task = "question-answering"
@@ -70,15 +73,24 @@ class QuestionAnsweringPipeline(Pipeline):
         context = item["context"]
         min_null = 1_000_000.0
         answers = []
+        # as transformers 4.x (fast tokenizer): aligning to words may map several token spans to
+        # one answer, so take 2*top_k+10 candidates per window, then merge candidates whose text
+        # is equal (case-insensitive), summing their scores, across windows
+        pre_top_k = params["top_k"] * 2 + 10 if params["align"] else params["top_k"]
         for feature, out in zip(features, outputs):
             starts, ends, scores, min_null = _select_starts_ends(
                 out["start_logits"][None].astype(np.float32), out["end_logits"][None].astype(np.float32),
-                feature.extra["p_mask"], min_null, params["top_k"], params["impossible"], params["max_answer_len"],
+                feature.extra["p_mask"], min_null, pre_top_k, params["impossible"], params["max_answer_len"],
             )
             enc = feature.encoding
             for s, e, score in zip(starts, ends, scores):
                 start, end = self._indices(enc, int(s), int(e), params["align"])
-                answers.append({"score": float(score), "start": start, "end": end, "answer": context[start:end]})
+                text = context[start:end]
+                same = next((a for a in answers if a["answer"].lower() == text.lower()), None)
+                if same is not None:
+                    same["score"] += float(score)
+                else:
+                    answers.append({"score": float(score), "start": start, "end": end, "answer": text})
         if params["impossible"]:
             answers.append({"score": float(min_null), "start": 0, "end": 0, "answer": ""})
         answers = sorted(answers, key=lambda a: a["score"], reverse=True)[: params["top_k"]]
