@@ -17,7 +17,7 @@ import sys
 
 import click
 
-from .errors import ConvBertExportError, Terminated
+from .errors import ConvBertExportError, Terminated, reference_errors
 
 #: exit status of an unexpected exception (a bug); 1 stays "validation failed", 2 "bad input"
 EXIT_INTERNAL = 3
@@ -112,7 +112,8 @@ def main(argv=None) -> int:
     if missing:  # before any work or progress output
         return _export_extra_error(next(a for a in args if not a.startswith("-")), missing)
     try:
-        cli.main(args=argv, prog_name="convbert-export", standalone_mode=False)
+        with reference_errors():  # the reference model's own errors are ours here too
+            cli.main(args=argv, prog_name="convbert-export", standalone_mode=False)
     except ConvBertExportError as exc:
         click.echo(f"error: {exc}", err=True)
         return exc.exit_code

@@ -10,6 +10,8 @@ Messages follow one shape: what failed, "expected X, got Y", and the fix or the 
 
 from __future__ import annotations
 
+import contextlib
+
 
 class ConvBertExportError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -103,3 +105,21 @@ def lookup(registry, name, what: str):
     except (KeyError, TypeError):
         pass
     raise UnknownNameError(f"unknown {what} {name!r}; expected one of: {', '.join(map(str, registry))}") from None
+
+
+_REFERENCE_ERRORS = {"ConfigError": ConfigError, "CheckpointError": CheckpointError,
+                     "UnknownNameError": UnknownNameError, "ReferenceModelError": InvalidInputError}
+
+
+@contextlib.contextmanager
+def reference_errors():
+    """Re-raise the reference model's errors (``reference_model.errors``, which knows nothing of
+    this package) as this package's errors of the same name and message, so callers and the
+    CLI see one error family."""
+    try:
+        yield
+    except Exception as exc:
+        mapped = _REFERENCE_ERRORS.get(type(exc).__name__) if type(exc).__module__ == "reference_model.errors" else None
+        if mapped is None:
+            raise
+        raise mapped(str(exc)) from exc

@@ -4,7 +4,7 @@ Field names and defaults mirror ``transformers.ConvBertConfig`` (and the parts o
 ``PreTrainedConfig`` a ConvBERT checkpoint uses: labels, ``architectures``, token ids,
 ``tie_word_embeddings``), so a ``config.json`` written by transformers loads here and one written
 here loads in transformers. Unknown keys are ignored; impossible values raise
-:class:`convbert_export.errors.ConfigError` naming the field, what was expected and what was found.
+:class:`reference_model.errors.ConfigError` naming the field, what was expected and what was found.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from convbert_export.errors import ConfigError
+from .errors import ConfigError
 
 MODEL_TYPE = "convbert"
 CONFIG_NAME = "config.json"
@@ -305,12 +305,12 @@ class ConvBertConfig:
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write ``<directory>/config.json`` (creating the directory); returns its path."""
-        from convbert_export.fileio import write_text_atomic
+        from .loading import write_atomic
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / CONFIG_NAME
-        write_text_atomic(path, self.to_json_string())
+        write_atomic(path, lambda tmp: Path(tmp).write_text(self.to_json_string(), encoding="utf-8"))
         return path
 
     def replace(self, **changes: Any) -> "ConvBertConfig":

@@ -5,7 +5,7 @@ A checkpoint directory holds ``config.json`` and weights: ``model.safetensors``,
 (or its ``.index.json``), read with ``torch.load(weights_only=True)`` so no pickled code runs.
 
 Every key is checked before anything is copied: all missing, unexpected and mis-shaped keys are
-reported together in one :class:`~convbert_export.errors.CheckpointError` that names the file,
+reported together in one :class:`~reference_model.errors.CheckpointError` that names the file,
 each key and both shapes. Like transformers, keys with or without the ``convbert.`` prefix load
 into the base model part of any class (a base-model checkpoint into a head's ``convbert.``, a head
 checkpoint's ``convbert.`` weights into ``ConvBertModel``); a head's own weights must be present.
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from convbert_export.errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, UnknownNameError
 
 from .configuration import CONFIG_NAME, ConvBertConfig
 
@@ -237,17 +237,7 @@ def save_model(model: "ConvBertPreTrainedModel", directory: str | os.PathLike) -
     if config.tie_word_embeddings and TIED_KEY in state:
         del state[TIED_KEY]  # transformers re-ties it on load
     tensors = {key: value.detach().contiguous().cpu() for key, value in state.items()}
-    handle, tmp = tempfile.mkstemp(dir=directory, prefix=".model.", suffix=".safetensors.tmp")
-    os.close(handle)
-    try:
-        save_file(tensors, tmp, metadata={"format": "pt"})
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp creates 0600: give the file normal permissions
-        os.replace(tmp, directory / SAFETENSORS_NAME)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(directory / SAFETENSORS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
     config.save_pretrained(directory)
     return directory
 
@@ -288,18 +278,19 @@ class PretrainedMixin:
 def load(directory: str | os.PathLike, task: str | None = None) -> "ConvBertPreTrainedModel":
     """Load a checkpoint as the head named by ``task`` or, without one, by config.json.
 
-    ``task`` is a convbert_export task name (``fill-mask``, ``text-classification``...).
+    ``task`` names the head: a transformers pipeline task (``fill-mask``,
+    ``text-classification``... see ``TASK_HEADS``) or an architecture (``ConvBertForMaskedLM``).
     ``feature-extraction`` loads the base weights of any head checkpoint. Without a task, the
     first ConvBERT class in ``architectures`` is used (or the head recognised from the keys).
     """
-    from convbert_export.tasks import get_task
-
     from .modeling import MODEL_CLASSES
 
     directory = Path(directory)
+    if task is not None:
+        head_architecture(task)  # an unknown task fails before any file is read
     config = _read_config(directory)
     if task is not None:
-        architecture = get_task(task).architecture
+        architecture = head_architecture(task)
     else:
         known = [a for a in (config.architectures or []) if a in MODEL_CLASSES]
         if known:
@@ -311,7 +302,39 @@ def load(directory: str | os.PathLike, task: str | None = None) -> "ConvBertPreT
     return MODEL_CLASSES[architecture].from_pretrained(directory)
 
 
+def head_architecture(task: str) -> str:
+    """The head class name for a pipeline task or an architecture name (``fill-mask`` ->
+    ``ConvBertForMaskedLM``); a miss lists the tasks."""
+    from .modeling import MODEL_CLASSES, TASK_HEADS
+
+    if task in MODEL_CLASSES:
+        return task
+    try:
+        return TASK_HEADS[task]
+    except (KeyError, TypeError):
+        raise UnknownNameError(f"unknown task {task!r}; expected one of: {', '.join(TASK_HEADS)}") from None
+
+
+def write_atomic(path: str | os.PathLike, write) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place (a
+    crash never leaves a half-written file); the file gets the usual umask permissions."""
+    path = Path(path)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(tmp)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp creates 0600: give the file normal permissions
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 __all__ = [
+    "head_architecture",
+    "write_atomic",
     "PretrainedMixin",
     "load",
     "load_state_into",

@@ -5,7 +5,7 @@ Read top to bottom. The math and the parameter names are transformers' ``modelin
 
 * inference only: no dropout, no losses, always eval mode;
 * ``forward(input_ids, attention_mask=None, token_type_ids=None)`` returns a ``dict`` keyed by the
-  task's output names (convbert_export.tasks), in TaskSpec order;
+  task's output names (each head's ``output_names``), in that order;
 * the span-based dynamic convolution is the registered op ``torch.ops.convbert.dynamic_conv``
   (reference_model/dynamic_conv.py), the seam where the exporter chooses its lowering;
 * optional exact padding (``set_exact_padding(True)``): ConvBERT's convolution branch never
@@ -519,7 +519,7 @@ class ConvBertForQuestionAnswering(ConvBertPreTrainedModel):
 
     def __init__(self, config: ConvBertConfig):
         if config.num_labels != 2:
-            from convbert_export.errors import ConfigError
+            from .errors import ConfigError
 
             raise ConfigError(
                 f"config field 'num_labels': question answering expected 2 (start and end logits), "
@@ -546,4 +546,14 @@ MODEL_CLASSES: dict[str, type[ConvBertPreTrainedModel]] = {
         ConvBertForTokenClassification,
         ConvBertForQuestionAnswering,
     )
+}
+
+# transformers' pipeline task each head serves (how convbert_export's task registry names them)
+TASK_HEADS: dict[str, str] = {
+    "feature-extraction": "ConvBertModel",
+    "fill-mask": "ConvBertForMaskedLM",
+    "text-classification": "ConvBertForSequenceClassification",
+    "token-classification": "ConvBertForTokenClassification",
+    "question-answering": "ConvBertForQuestionAnswering",
+    "multiple-choice": "ConvBertForMultipleChoice",
 }

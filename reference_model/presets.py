@@ -16,12 +16,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from convbert_export.errors import UnknownNameError
+from .errors import UnknownNameError
 
 from .configuration import ConvBertConfig
 
-# The demo WordPiece vocabulary shipped with convbert_export; its size when the file is absent.
-DEMO_VOCAB_PATH = Path(__file__).resolve().parent.parent / "convbert_export" / "data" / "demo_vocab" / "vocab.txt"
+# The size of the demo WordPiece vocabulary convbert_export ships (tools/make_demo_vocab.py makes
+# exactly this many ids; tests/reference_model checks the file still has them).
 DEMO_VOCAB_SIZE = 8192
 
 _COMMON: dict[str, Any] = {
@@ -59,25 +59,23 @@ TOKEN_CLASSIFICATION_LABELS = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
 
 
 def demo_vocab_size() -> int:
-    """Lines in the shipped demo vocab.txt, or DEMO_VOCAB_SIZE when it is not there."""
-    if DEMO_VOCAB_PATH.is_file():
-        with DEMO_VOCAB_PATH.open(encoding="utf-8") as handle:
-            return sum(1 for _ in handle)
+    """The demo vocabulary's size (the reference model reads no file of convbert_export's)."""
     return DEMO_VOCAB_SIZE
 
 
 def preset_config(name: str, task: str = "feature-extraction") -> ConvBertConfig:
-    """The config of a preset for one task (architectures and labels filled in)."""
-    from convbert_export.tasks import get_task
+    """The config of a preset for one head (a pipeline task or an architecture name;
+    architectures and labels filled in)."""
+    from .loading import head_architecture
 
     if name not in PRESETS:
         raise UnknownNameError(f"unknown preset {name!r}; expected one of: {', '.join(PRESETS)}")
-    spec = get_task(task)
+    architecture = head_architecture(task)
     values = dict(PRESETS[name])
     if name == "demo":
         values["vocab_size"] = demo_vocab_size()
-    values["architectures"] = [spec.architecture]
-    if task == "token-classification":
+    values["architectures"] = [architecture]
+    if architecture == "ConvBertForTokenClassification":
         values["id2label"] = dict(enumerate(TOKEN_CLASSIFICATION_LABELS))
     return ConvBertConfig(**values)
 

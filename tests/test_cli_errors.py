@@ -177,7 +177,7 @@ def test_pickle_refusal_never_suggests_weights_only_false(tmp_path):
     import torch
 
     import reference_model
-    from convbert_export.errors import CheckpointError
+    from reference_model.errors import CheckpointError  # reference_model.load raises its own errors
 
     class Payload:
         def __reduce__(self):

@@ -196,7 +196,7 @@ def _tiny_checkpoint(directory: Path, task_class: str = "ConvBertForSequenceClas
 
 def test_shard_index_pointing_outside_the_checkpoint_is_refused(tmp_path):
     import reference_model
-    from convbert_export.errors import CheckpointError
+    from reference_model.errors import CheckpointError  # reference_model.load raises its own errors
 
     outside = _tiny_checkpoint(tmp_path / "elsewhere")
     checkpoint = tmp_path / "a" / "b" / "ckpt"

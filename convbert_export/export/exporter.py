@@ -145,9 +145,12 @@ class ModelSource:
     def load(self, task: str):
         import reference_model
 
-        if self.preset:
-            return reference_model.from_preset(self.preset, task, seed=self.seed)
-        return reference_model.load(self.checkpoint, task=task)
+        from ..errors import reference_errors
+
+        with reference_errors():
+            if self.preset:
+                return reference_model.from_preset(self.preset, task, seed=self.seed)
+            return reference_model.load(self.checkpoint, task=task)
 
     def manifest_entry(self) -> dict:
         if self.preset:

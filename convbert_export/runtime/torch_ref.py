@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, reference_errors
 from ..tasks import TaskSpec, get_task, task_for_architecture
 from .base import ModelLimits, Runner, TensorMeta
 
@@ -57,7 +57,8 @@ class TorchRunner(Runner):
         if isinstance(model, (str, os.PathLike)):
             import reference_model
 
-            model = reference_model.load(model, task=self._task_name)
+            with reference_errors():
+                model = reference_model.load(model, task=self._task_name)
         if not hasattr(model, "config"):
             raise InvalidInputError(
                 f"TorchRunner expects a checkpoint directory or a reference model, got {type(model).__name__}"
@@ -113,6 +114,15 @@ def reference_model_for(manifest, model=None):
     """The reference head for an export: ``model`` (module or checkpoint dir) or the manifest's
     source (a preset and seed, or a checkpoint path); eval mode, with the export's padding
     semantics. ``manifest`` is a :class:`convbert_export.manifest.Manifest`."""
+    with reference_errors():
+        model = _reference_model(manifest, model)
+    get_task(manifest.task).check_head(model)
+    model.eval()
+    model.set_exact_padding(manifest.padding == "exact")
+    return model
+
+
+def _reference_model(manifest, model):
     import reference_model
 
     if model is None:
@@ -131,7 +141,4 @@ def reference_model_for(manifest, model=None):
             raise InvalidInputError("the manifest names no source model; pass the checkpoint with --model DIR (model=...)")
     elif isinstance(model, (str, Path)):
         model = reference_model.load(model, task=manifest.task)
-    get_task(manifest.task).check_head(model)
-    model.eval()
-    model.set_exact_padding(manifest.padding == "exact")
     return model

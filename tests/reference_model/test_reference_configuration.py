@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from convbert_export.errors import ConfigError
+from reference_model.errors import ConfigError
 from reference_model import ConvBertConfig
 from reference_model.configuration import SUPPORTED_ACTIVATIONS
 from reference_model.modeling import ACTIVATIONS

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import reference_model as rm
-from convbert_export.errors import CheckpointError, ConfigError, UnknownNameError
+from reference_model.errors import CheckpointError, ConfigError, UnknownNameError
 from reference_model_helpers import hf_twin, make_inputs, randomize, tiny_config
 
 
