@@ -83,7 +83,7 @@ def build_engine(export_dir: str | Path, output_dir: str | Path,
     precision = _precision(settings, manifest)
 
     version = backend_version(trt)
-    logger = _make_logger(trt)
+    logger = make_logger(trt)
     plugin_info = None
     if backend.plugins and manifest.uses_custom_op:
         plugin_info = _load_plugin(trt, settings, progress)
@@ -208,7 +208,7 @@ def _network_flags(trt, backend, settings: EngineSettings, manifest: Manifest) -
     return flags
 
 
-def _make_logger(trt):
+def make_logger(trt):
     """A TensorRT logger that keeps error messages (for BuildError) and prints nothing else."""
 
     class Logger(trt.ILogger):

@@ -172,9 +172,9 @@ class TrtRunner(Runner):
         check_gpu(info, gpu.name, gpu.compute_capability)
         if info.plugin:
             self._load_plugin(trt, info.plugin)
-        from ..engine.builder import _make_logger
+        from ..engine.builder import make_logger
 
-        logger = _make_logger(trt)
+        logger = make_logger(trt)
         runtime = trt.Runtime(logger)
         engine = runtime.deserialize_cuda_engine(plan)
         if engine is None:
