@@ -9,7 +9,7 @@ from ._common import emit_json, progress_for, quiet_json_options
 
 
 @click.command("export")
-@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="HuggingFace-format checkpoint directory.")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="HuggingFace-format checkpoint directory, or a Hub model id org/name[@revision] (a local directory of that name wins).")
 @click.option("--preset", help="Built-in model shape with seeded random weights (demo, conv-bert-base, ...).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of a preset's random weights.")
 @click.option("--task", "tasks", multiple=True,

@@ -105,10 +105,15 @@ class ModelSource:
     preset: str | None = None
     seed: int = 0
     architectures: list = field(default_factory=list)
+    hub: dict | None = None  # {"repo_id", "revision", "commit"} for a Hub model id
 
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> "ModelSource":
-        path = Path(path)
+        """A checkpoint directory, or a Hugging Face Hub id (``org/name[@revision]``, see
+        :mod:`convbert_export.hub`; a local directory of the same name wins)."""
+        from ..hub import resolve_checkpoint
+
+        path, hub = resolve_checkpoint(path)
         config = path / "config.json"
         if not path.is_dir():
             raise InvalidInputError(f"checkpoint directory {str(path)!r} does not exist")
@@ -121,7 +126,7 @@ class ModelSource:
         architectures = data.get("architectures") or []
         if isinstance(architectures, str):
             architectures = [architectures]
-        return cls(checkpoint=path.resolve(), architectures=list(architectures))
+        return cls(checkpoint=path.resolve(), architectures=list(architectures), hub=hub)
 
     @classmethod
     def from_preset(cls, name: str, seed: int = 0) -> "ModelSource":
@@ -155,7 +160,10 @@ class ModelSource:
     def manifest_entry(self) -> dict:
         if self.preset:
             return {"preset": self.preset, "seed": self.seed}
-        return {"checkpoint": str(self.checkpoint)}
+        entry = {"checkpoint": str(self.checkpoint)}
+        if self.hub:
+            entry["hub"] = dict(self.hub)
+        return entry
 
     def tokenizer_dir(self) -> tuple[Path, bool]:
         """The directory to copy tokenizer files from, and whether it is the demo fallback."""

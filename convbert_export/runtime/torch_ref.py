@@ -57,8 +57,10 @@ class TorchRunner(Runner):
         if isinstance(model, (str, os.PathLike)):
             import reference_model
 
+            from ..hub import resolve_checkpoint  # a Hub id (org/name[@revision]) or a directory
+
             with reference_errors():
-                model = reference_model.load(model, task=self._task_name)
+                model = reference_model.load(resolve_checkpoint(model)[0], task=self._task_name)
         if not hasattr(model, "config"):
             raise InvalidInputError(
                 f"TorchRunner expects a checkpoint directory or a reference model, got {type(model).__name__}"
@@ -131,6 +133,10 @@ def _reference_model(manifest, model):
             model = reference_model.from_preset(source["preset"], manifest.task, seed=int(source.get("seed", 0)))
         elif source.get("checkpoint"):
             path = Path(source["checkpoint"])
+            if not path.is_dir() and source.get("hub"):  # a Hub snapshot gone from this cache: fetch that commit
+                from ..hub import resolve_checkpoint
+
+                path = resolve_checkpoint(f"{source['hub']['repo_id']}@{source['hub']['commit']}")[0]
             if not path.is_dir():
                 raise InvalidInputError(
                     f"the export's source checkpoint {str(path)!r} no longer exists; "
@@ -140,5 +146,7 @@ def _reference_model(manifest, model):
         else:
             raise InvalidInputError("the manifest names no source model; pass the checkpoint with --model DIR (model=...)")
     elif isinstance(model, (str, Path)):
-        model = reference_model.load(model, task=manifest.task)
+        from ..hub import resolve_checkpoint  # a Hub id (org/name[@revision]) or a directory
+
+        model = reference_model.load(resolve_checkpoint(model)[0], task=manifest.task)
     return model
