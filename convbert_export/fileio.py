@@ -36,12 +36,21 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write a file through a temporary file in the same directory and rename it."""
+    with atomic_file(path, "wb") as handle:
+        handle.write(data)
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8"):
+    """Open a temporary file beside ``path`` for writing (streamed); on a clean exit it is
+    flushed, synced and renamed onto ``path``, on any exception (an interrupt too) removed, so
+    ``path`` is never half-written. The one atomic-write helper: every writer uses it."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -159,6 +168,24 @@ def is_within(path: str | os.PathLike, directory: str | os.PathLike) -> bool:
     """Whether ``path`` is ``directory`` or lies under it (symlinks resolved)."""
     path, directory = Path(path).resolve(), Path(directory).resolve()
     return path == directory or directory in path.parents
+
+
+def check_no_overlap(output: str | os.PathLike, source: str | os.PathLike, what: str, *, inside: bool = True,
+                     allow_same: bool = False, fix: str = "choose another --output") -> None:
+    """The one overlap check: refuse an ``output`` that would replace ``source`` (it holds it)
+    or, with ``inside``, one inside ``source`` (it would break its checksums). ``allow_same``:
+    the very same directory is left to the caller's own rule."""
+    if allow_same and Path(output).resolve() == Path(source).resolve():
+        return
+    if inside and is_within(output, source):
+        raise InvalidInputError(
+            f"output {str(output)!r} overlaps the {what} {str(source)!r}: it is inside the {what}, whose checksums "
+            "it would break; choose an --output outside it"
+        )
+    if is_within(source, output):
+        raise InvalidInputError(
+            f"output {str(output)!r} overlaps the {what} {str(source)!r}: it would replace the {what} it reads; {fix}"
+        )
 
 
 @contextmanager

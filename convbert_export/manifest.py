@@ -15,13 +15,18 @@ from .errors import IntegrityError, InvalidInputError
 from .fileio import read_json, sha256_file, write_json_atomic
 
 FORMAT = "convbert-export/1"
+# the manifest's dynamic_conv.mode and padding values (export/dynamic_conv.py, export/exporter.py)
+DYNAMIC_CONV_MODES = ("decomposed", "custom-op")
+PADDING_MODES = ("exact", "transformers")
 MANIFEST = "manifest.json"
 # files that are written after the manifest (or are it) and so carry no checksum in it
 UNCHECKED = {MANIFEST, "validation.json", "validation.md", "validation.html"}
 # files a loader reads when present (tokenizer.json wins over vocab.txt): one the manifest does
 # not list is refused at load, since it would change what is served
+# the tokenizer files an export directory may hold (tokenization.py reads them; defined once here)
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 LOADED = ("model.onnx", "model.onnx.data", "openvino_model.xml", "openvino_model.bin", "config.json",
-          "tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
+          *TOKENIZER_FILES)
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ _DEFAULT_SPECIAL_TOKENS = {
     "mask_token": "[MASK]",
 }
 #: Files :meth:`Tokenizer.save_pretrained` writes (and :meth:`Tokenizer.from_pretrained` reads).
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
+from .manifest import TOKENIZER_FILES  # noqa: E402 - defined once, with the export directory's files
 DEFAULT_MODEL_MAX_LENGTH = 512
 _TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
 _PADDING_STRATEGIES = ("longest", "max_length", "do_not_pad")

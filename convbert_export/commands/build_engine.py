@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..engine.backends import BACKENDS
 from ._common import emit_json, progress_for, quiet_json_options
 
 PROFILE_HELP = (
@@ -17,7 +18,7 @@ PROFILE_HELP = (
 @click.argument("export_dir", type=click.Path(file_okay=False))
 @click.option("--output", "-o", "output", required=True, type=click.Path(file_okay=False),
               help="Engine directory to write (model.plan, engine.json, tokenizer files).")
-@click.option("--backend", type=click.Choice(["tensorrt", "tensorrt-rtx"]), default="tensorrt",
+@click.option("--backend", type=click.Choice(list(BACKENDS)), default="tensorrt",
               show_default=True, help="TensorRT (data-center GPUs, plugins, FP16/INT8 flags) or "
               "TensorRT for RTX (strongly typed; builds without a GPU).")
 @click.option("--fp16", is_flag=True, help="Allow FP16 kernels (TensorRT only; for RTX build from an fp16 export).")

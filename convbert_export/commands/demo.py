@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
+from ..manifest import DYNAMIC_CONV_MODES
 from ._common import emit_json, progress_for, quiet_json_options
 
 
 @click.command("demo")
 @click.option("--output", "-o", default="demo_export", show_default=True, type=click.Path(), help="Where to write the exports.")
-@click.option("--dynamic-conv", type=click.Choice(["decomposed", "custom-op"]), default="decomposed", show_default=True)
+@click.option("--dynamic-conv", type=click.Choice(DYNAMIC_CONV_MODES), default="decomposed", show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
 @quiet_json_options
 def command(output, dynamic_conv, force, quiet, as_json):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import ValidationFailedError
+from ..manifest import DYNAMIC_CONV_MODES, PADDING_MODES
 from ._common import emit_json, progress_for, quiet_json_options
 
 
@@ -17,9 +18,9 @@ from ._common import emit_json, progress_for, quiet_json_options
                    "feature-extraction. Default: the checkpoint's architectures.")
 @click.option("--output", "-o", required=True, type=click.Path(), help="Export directory to create.")
 @click.option("--opset", type=int, default=18, show_default=True, help="ONNX opset (17 or newer).")
-@click.option("--dynamic-conv", type=click.Choice(["decomposed", "custom-op"]), default="decomposed", show_default=True,
+@click.option("--dynamic-conv", type=click.Choice(DYNAMIC_CONV_MODES), default="decomposed", show_default=True,
               help="Lower the dynamic convolution to standard ops, or emit one custom DynamicConv node per layer.")
-@click.option("--padding", type=click.Choice(["exact", "transformers"]), default="exact", show_default=True,
+@click.option("--padding", type=click.Choice(PADDING_MODES), default="exact", show_default=True,
               help="exact: a padded text gives what it gives alone; transformers: reproduce transformers' padding leak.")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
 @click.option("--no-validate", is_flag=True, help="Skip validation against the PyTorch reference.")

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import click
 
+from ..export.openvino import VARIANTS
+from ..optimize.settings import INT8_MODES
 from ._common import emit_json, progress_for, quiet_json_options
 
 
 @click.command("optimize")
 @click.argument("export_dir", type=click.Path(file_okay=False))
 @click.option("--output", "-o", required=True, type=click.Path(file_okay=False), help="Export directory to create.")
-@click.option("--int8", type=click.Choice(["dynamic", "static"]),
+@click.option("--int8", type=click.Choice([m for m in INT8_MODES if m]),
               help="INT8 for CPUs: dynamic (weights int8, activations per call) or static (QDQ, calibrated).")
 @click.option("--fp16", is_flag=True, help="Float16 weights and activations (for GPUs); LayerNorm and softmax stay fp32.")
-@click.option("--openvino", type=click.Choice(["f32", "bf16", "int8", "int8-bf16"]),
+@click.option("--openvino", type=click.Choice(list(VARIANTS)),
               help="Write an OpenVINO variant instead (IR + compile settings): f32, bf16 (needs AVX512_BF16/AMX), "
                    "int8 (int8 weights, per-token int8 activations: exact batching), int8-bf16.")
 @click.option("--calibration", type=click.Path(dir_okay=False),

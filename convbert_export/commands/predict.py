@@ -21,6 +21,8 @@ import sys
 
 import click
 
+from ..runtime.factory import provider_choices
+
 from ..progress import Progress
 from ..records import RecordError, answer_records, parse_line
 
@@ -32,7 +34,7 @@ from ..records import RecordError, answer_records, parse_line
               help="JSON lines file ('-' reads standard input).")
 @click.option("--output", "output_path", type=click.Path(dir_okay=False), help="Write JSON lines here (default stdout).")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1))
-@click.option("--provider", default=None, type=click.Choice(["cpu", "cuda", "tensorrt", "openvino"]),
+@click.option("--provider", default=None, type=click.Choice(provider_choices()),
               help="ONNX Runtime provider for an export directory (default cpu), or openvino; an engine "
                    "directory runs on TensorRT only, an OpenVINO directory on OpenVINO.")
 @click.option("--threads", default=0, show_default=True, type=click.IntRange(0),
@@ -89,18 +91,12 @@ def command(export_dir, texts, input_path, output_path, batch_size, provider, th
                                     verify=not no_verify)
     # --output is written to a temporary file beside it and renamed at the end: an interrupted
     # run never leaves a half-written output file behind
-    tmp_path = None
-    if output_path:
-        import tempfile
+    import contextlib
 
-        directory = os.path.dirname(os.path.abspath(output_path))
-        fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(output_path)}.", suffix=".tmp")
-        out = os.fdopen(fd, "w", encoding="utf-8")
-    else:
-        out = sys.stdout
+    from ..fileio import atomic_file
+
     done = 0
-    completed = False
-    try:
+    with (atomic_file(output_path) if output_path else contextlib.nullcontext(sys.stdout)) as out:
         with pipe:
             for start in range(0, len(lines), chunk):
                 block = lines[start : start + chunk]
@@ -118,12 +114,3 @@ def command(export_dir, texts, input_path, output_path, batch_size, provider, th
                 out.flush()
                 done += len(block)
                 progress.info(f"predict: {done}/{len(lines)}")
-        completed = True
-    finally:
-        if tmp_path:
-            out.close()
-            if completed:
-                os.chmod(tmp_path, 0o644)
-                os.replace(tmp_path, output_path)
-            else:
-                os.unlink(tmp_path)

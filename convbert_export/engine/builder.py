@@ -24,7 +24,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import BuildError, InvalidInputError, MissingDependencyError
-from ..fileio import atomic_directory, check_output_dir, is_within, sha256_file, write_json_atomic
+from ..fileio import atomic_directory, check_no_overlap, check_output_dir, sha256_file, write_bytes_atomic, write_json_atomic
 from ..manifest import Manifest, load_manifest, verify_checksums
 from ..progress import QUIET, Progress
 from ..tasks import get_task
@@ -33,13 +33,12 @@ from .metadata import ANY_RTX, ENGINE_JSON, PLAN, EngineInfo
 from .profiles import check_profiles, default_profiles
 from .settings import PLUGIN_ENV, EngineSettings
 
-PLUGIN_NAME = "DynamicConv"
-PLUGIN_VERSION = "1"
-PLUGIN_NAMESPACE = "convbert_export"
+from ..custom_ops import OP_TYPE as PLUGIN_NAME
+from ..custom_ops import PLUGIN_NAMESPACE, PLUGIN_VERSION
+from ..tokenization import TOKENIZER_FILES
 
 # files copied from the export directory so a Pipeline can tokenize for the engine
-COPIED_FILES = ("manifest.json", "config.json", "tokenizer.json", "vocab.txt",
-                "tokenizer_config.json", "special_tokens_map.json")
+COPIED_FILES = ("manifest.json", "config.json", *TOKENIZER_FILES)
 
 
 def build_engine(export_dir: str | Path, output_dir: str | Path,
@@ -61,11 +60,7 @@ def build_engine(export_dir: str | Path, output_dir: str | Path,
     check_output_dir(output_dir, settings.force)  # refuse an existing output before a long build
     manifest = load_manifest(export_dir)
     task = get_task(manifest.task)
-    if is_within(output_dir, export_dir) or is_within(export_dir, output_dir):
-        raise InvalidInputError(
-            f"output {str(output_dir)!r} overlaps the export directory {str(export_dir)!r} it builds from "
-            "(inside it breaks its checksums; over it replaces it); choose an --output outside it"
-        )
+    check_no_overlap(output_dir, export_dir, "export directory", fix="choose an --output outside it")
     onnx_path = export_dir / "model.onnx"
     max_positions = manifest.model.get("max_position_embeddings")
     profiles = settings.profiles or default_profiles(max_positions or 512, task.multiple_choice)
@@ -351,9 +346,7 @@ def _save_timing_cache(config, settings: EngineSettings, progress: Progress) -> 
         data = bytes(memoryview(cache.serialize()))
     path = settings.timing_cache
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    write_bytes_atomic(path, data)
     progress.info(f"saved timing cache {path} ({len(data)} bytes)")
 
 

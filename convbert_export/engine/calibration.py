@@ -135,7 +135,9 @@ def make_calibrator(trt, batches: list[dict[str, np.ndarray]], cache_path: Path 
 
         def write_calibration_cache(self, cache):
             if cache_path is not None:
-                Path(cache_path).write_bytes(bytes(memoryview(cache)))
+                from ..fileio import write_bytes_atomic
+
+                write_bytes_atomic(cache_path, bytes(memoryview(cache)))  # never a half-written cache
 
         def release(self):
             for buffer in self.buffers.values():

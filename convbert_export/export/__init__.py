@@ -9,17 +9,14 @@ and openvino.py (OpenVINO variants) beside it. Optimization is its own package,
 :mod:`convbert_export.optimize` (``export.optimize`` re-exports it).
 """
 
-from .exporter import (  # noqa: F401
-    PADDING_MODES,
-    ExportResult,
-    ExportSettings,
-    ModelSource,
-    _resolve_tasks,
-    export,
-    export_model,
-    export_tasks,
-)
-from .exporter import __all__  # noqa: F401
+_NAMES = ("PADDING_MODES", "ExportResult", "ExportSettings", "ModelSource", "_resolve_tasks", "export",
+          "export_model", "export_tasks")
+_LAZY = {name: ("convbert_export.export.exporter", name) for name in _NAMES}
+__all__ = ["ExportResult", "ExportSettings", "ModelSource", "export", "export_model", "export_tasks", "PADDING_MODES"]
+
+from .._lazy import lazy_attributes  # noqa: E402
+
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 from .._callable_module import make_callable  # noqa: E402
 

@@ -29,8 +29,9 @@ import onnx
 from onnx import TensorProto, helper
 
 from ..custom_ops import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE
+from ..manifest import DYNAMIC_CONV_MODES
 
-MODES = ("decomposed", "custom-op")
+MODES = DYNAMIC_CONV_MODES
 INT64_MAX = 2**63 - 1
 
 

@@ -14,14 +14,15 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import InvalidInputError, UnknownNameError, ValidationFailedError, lookup
-from ..fileio import atomic_directory, is_within, read_json, write_json_atomic
+from ..fileio import atomic_directory, check_no_overlap, read_json, write_json_atomic
+from ..manifest import PADDING_MODES as _PADDING_MODES
 from ..manifest import Manifest, TensorSpec, file_checksums, write_manifest
 from ..progress import QUIET, Progress
 from ..tasks import TASKS, TaskSpec, get_task, task_for_architecture
+from ..tokenization import TOKENIZER_FILES
 from .dynamic_conv import MODES
 
-PADDING_MODES = ("exact", "transformers")
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
+PADDING_MODES = _PADDING_MODES
 
 
 @dataclass(frozen=True)
@@ -343,11 +344,9 @@ def export_tasks(
     settings.check()
     progress = progress or QUIET
     names = _resolve_tasks(source, tasks)
-    if source.checkpoint and is_within(source.checkpoint, output_dir):
-        raise InvalidInputError(
-            f"output {str(output_dir)!r} would replace the checkpoint {str(source.checkpoint)!r} it exports; "
-            "choose another --output (a new directory, or one inside the checkpoint)"
-        )
+    if source.checkpoint:
+        check_no_overlap(output_dir, source.checkpoint, "checkpoint", inside=False,
+                         fix="choose another --output (a new directory, or one inside the checkpoint)")
     single = len(names) == 1 and not (isinstance(tasks, (list, tuple)) and "all" in tasks) and tasks != "all"
     tokenizer_dir, fallback = source.tokenizer_dir()
     if fallback and source.checkpoint:
@@ -442,11 +441,8 @@ def export(
     spec = get_task(task) if task else task_for_architecture(type(model).__name__)
     spec.check_head(model)
     source = getattr(model, "source", None) or {}
-    if source.get("checkpoint") and is_within(source["checkpoint"], output_dir):
-        raise InvalidInputError(
-            f"output {str(output_dir)!r} would replace the checkpoint {source['checkpoint']!r} the model came from; "
-            "choose another output directory"
-        )
+    if source.get("checkpoint"):
+        check_no_overlap(output_dir, source["checkpoint"], "checkpoint", inside=False, fix="choose another output directory")
     tok_dir = Path(tokenizer_dir) if tokenizer_dir else _tokenizer_dir_for(source, progress)
     with atomic_directory(output_dir, force=force) as tmp:
         result = export_model(model, spec, tmp, settings, source=source, tokenizer_dir=tok_dir, progress=progress)

@@ -4,5 +4,9 @@ re-exported here, so ``from convbert_export.export.optimize import optimize`` ke
 
 from __future__ import annotations
 
-from ..optimize import *  # noqa: F401,F403
+import importlib as _importlib
+
 from ..optimize import __all__  # noqa: F401
+
+_optimize = _importlib.import_module("convbert_export.optimize")
+globals().update({name: getattr(_optimize, name) for name in __all__})

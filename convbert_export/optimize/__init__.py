@@ -29,21 +29,21 @@ PyTorch reference with tolerances fit for the precision. The steps, in order:
    and outputs stay float32 unless ``keep_io_fp32=False``.
 """
 
-from .graph import Fusion
-from .precision import FP16_KEEP_FP32, INT8_KEEP_FLOAT, calibration_feeds, quantize_int8_dynamic, quantize_int8_static, to_fp16
-from .rewrites import (
-    AttentionToMha,
-    PackProjections,
-    PointwiseConvToMatMul,
-    attention_to_mha,
-    ort_transformer_fusions,
-    pack_projections,
-    pointwise_conv_to_matmul,
-)
-from .run import optimize, optimize_model_proto
-from .settings import INT8_MODES, MODEL_FILES, MS_DOMAIN, OptimizeResult, OptimizeSettings
+_LAZY = {
+    **{name: ("convbert_export.optimize.settings", name)
+       for name in ("OptimizeSettings", "OptimizeResult", "INT8_MODES", "MS_DOMAIN", "MODEL_FILES")},
+    "Fusion": ("convbert_export.optimize.graph", "Fusion"),
+    **{name: ("convbert_export.optimize.rewrites", name)
+       for name in ("PointwiseConvToMatMul", "PackProjections", "AttentionToMha", "pointwise_conv_to_matmul",
+                    "pack_projections", "attention_to_mha", "ort_transformer_fusions")},
+    **{name: ("convbert_export.optimize.precision", name)
+       for name in ("calibration_feeds", "quantize_int8_dynamic", "quantize_int8_static", "to_fp16",
+                    "FP16_KEEP_FP32", "INT8_KEEP_FLOAT")},
+    "optimize": ("convbert_export.optimize.run", "optimize"),
+    "optimize_model_proto": ("convbert_export.optimize.run", "optimize_model_proto"),
+}
+__all__ = list(_LAZY)
 
-__all__ = ["OptimizeSettings", "OptimizeResult", "optimize", "optimize_model_proto", "pointwise_conv_to_matmul",
-           "attention_to_mha", "pack_projections", "ort_transformer_fusions", "calibration_feeds", "INT8_MODES",
-           "Fusion", "PointwiseConvToMatMul", "PackProjections", "AttentionToMha", "quantize_int8_dynamic",
-           "quantize_int8_static", "to_fp16", "FP16_KEEP_FP32", "INT8_KEEP_FLOAT", "MS_DOMAIN", "MODEL_FILES"]
+from .._lazy import lazy_attributes  # noqa: E402
+
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())

@@ -13,7 +13,7 @@ import onnx
 from onnx import helper
 
 from ..errors import InvalidInputError, ValidationFailedError
-from ..fileio import atomic_directory, is_within
+from ..fileio import atomic_directory, check_no_overlap
 from ..manifest import UNCHECKED, Manifest, file_checksums, load_manifest, verify_checksums, write_manifest
 from ..progress import QUIET, Progress
 from .precision import _name_nodes, calibration_feeds, quantize_int8_dynamic, quantize_int8_static, to_fp16
@@ -116,16 +116,7 @@ def optimize(
         raise InvalidInputError(
             f"export directory {str(export_dir)!r} does not match its manifest: {'; '.join(problems)}; re-export the model"
         )
-    if is_within(output_dir, export_dir) and Path(output_dir).resolve() != export_dir.resolve():
-        raise InvalidInputError(
-            f"output {str(output_dir)!r} is inside the export directory {str(export_dir)!r}, whose checksums it "
-            "would break; choose an --output outside it"
-        )
-    if is_within(export_dir, output_dir) and Path(output_dir).resolve() != export_dir.resolve():
-        raise InvalidInputError(
-            f"output {str(output_dir)!r} would replace the export directory {str(export_dir)!r} it reads; "
-            "choose another --output"
-        )
+    check_no_overlap(output_dir, export_dir, "export directory", allow_same=True)
     started = time.perf_counter()
     source_size = sum(p.stat().st_size for p in export_dir.glob("model.onnx*"))
     with atomic_directory(output_dir, force=force) as tmp:

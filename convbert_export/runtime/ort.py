@@ -32,11 +32,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidInputError, MissingDependencyError, ModelLoadError, UnknownNameError, lookup
+from ..custom_ops import DOMAIN
 from .base import ModelLimits, Runner, TensorMeta, read_manifest
 
 __all__ = ["OrtSettings", "OrtRunner", "PROVIDERS", "CUSTOM_DOMAIN"]
 
-CUSTOM_DOMAIN = "com.convbert_export"
+CUSTOM_DOMAIN = DOMAIN  # the DynamicConv op's domain, defined in custom_ops.py
 
 PROVIDERS: dict[str, str] = {
     "cpu": "CPUExecutionProvider",

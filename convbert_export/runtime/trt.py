@@ -49,7 +49,7 @@ from ..engine.metadata import (
 )
 from ..engine.profiles import Chunk, plan_chunks
 from ..errors import BuildError, InvalidInputError
-from ..fileio import sha256_file
+from ..fileio import sha256_file, write_bytes_atomic
 from .base import ModelLimits, Runner, TensorMeta
 
 __all__ = ["TrtRunner"]
@@ -203,9 +203,7 @@ class TrtRunner(Runner):
             slot.context = None
         if self._runtime_cache_obj is not None and self.runtime_cache is not None:
             data = bytes(memoryview(self._runtime_cache_obj.serialize()))
-            tmp = self.runtime_cache.with_name(f".{self.runtime_cache.name}.tmp")
-            tmp.write_bytes(data)
-            tmp.replace(self.runtime_cache)
+            write_bytes_atomic(self.runtime_cache, data)
         self._runtime_cache_obj = self._runtime_config = None
         self._engine = self._runtime = None
 
