@@ -172,6 +172,18 @@ def end_to_end(checkpoint: Path, variants: dict, args) -> list[dict]:
     return rows
 
 
+def print_latency(rows: list[dict], gates: dict | None = None) -> None:
+    """The latency rows as a Markdown table (with each variant's validation verdict when known)."""
+    print("| variant | batch x seq | p50 ms | vs eager | max abs vs eager | argmax agree | validation |")
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        gate = (gates or {}).get(row["variant"], {})
+        verdict = ("-" if not gate else "not validated" if not gate["validated"] else
+                   f"{'pass' if gate['passed'] else 'FAIL'} ({gate['agreement_metric']} {gate['agreement']:.4f})")
+        print(f"| {row['variant']} | {row['batch']}x{row['sequence']} | {row['p50_ms']:.1f} | {row['speedup_vs_eager']:.2f}x | "
+              f"{row.get('max_abs_vs_eager', 0):.3g} | {row.get('argmax_agreement_vs_eager', 1):.3f} | {verdict} |", flush=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path)
@@ -211,14 +223,7 @@ def main(argv=None) -> int:
     rows = latency(eager, runners, manifests[args.variants[0]], args)
     for runner in runners.values():
         runner.close()
-    print("| variant | batch x seq | p50 ms | vs eager | max abs vs eager | argmax agree | validation |")
-    print("|---|---|---|---|---|---|---|")
-    for row in rows:
-        gate = header["gates"].get(row["variant"], {})
-        verdict = ("-" if not gate else "not validated" if not gate["validated"] else
-                   f"{'pass' if gate['passed'] else 'FAIL'} ({gate['agreement_metric']} {gate['agreement']:.4f})")
-        print(f"| {row['variant']} | {row['batch']}x{row['sequence']} | {row['p50_ms']:.1f} | {row['speedup_vs_eager']:.2f}x | "
-              f"{row.get('max_abs_vs_eager', 0):.3g} | {row.get('argmax_agreement_vs_eager', 1):.3f} | {verdict} |", flush=True)
+    print_latency(rows, header["gates"])
     e2e = end_to_end(args.checkpoint, names, args) if args.texts else []
     if e2e:
         print("\n| end to end | texts/s | vs transformers | label agreement | model share of time |")

@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     import torch
     import transformers
 
-    from bench_openvino import _label, _runner, latency
+    from bench_openvino import _label, _runner, latency, print_latency
     from convbert_export.cpu import cpu_features
     from convbert_export.manifest import load_manifest
     from convbert_export.runtime.ort import OrtRunner, OrtSettings
@@ -85,11 +85,7 @@ def main(argv=None) -> int:
     eager = transformers.AutoModelForSequenceClassification.from_pretrained(args.checkpoint).eval()
     print(f"# {cpu_features().summary()}; {args.threads} threads; load {os.getloadavg()}; optimum models in {work}")
     rows = latency(eager, runners, manifests[args.variants[0]], args)
-    print("| variant | batch x seq | p50 ms | vs eager | max abs vs eager | argmax agree |")
-    print("|---|---|---|---|---|---|")
-    for row in rows:
-        print(f"| {row['variant']} | {row['batch']}x{row['sequence']} | {row['p50_ms']:.1f} | {row['speedup_vs_eager']:.2f}x | "
-              f"{row.get('max_abs_vs_eager', 0):.3g} | {row.get('argmax_agreement_vs_eager', 1):.3f} |")
+    print_latency(rows)
     if args.json_out:
         from convbert_export.fileio import write_json_atomic
 
