@@ -10,6 +10,7 @@ huggingface_hub belongs to the ``export`` extra; it is imported only for an id.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -52,8 +53,13 @@ def resolve_checkpoint(spec: str | Path) -> tuple[Path, dict | None]:
             f"{spec!r} is not a local directory; as a Hugging Face Hub id it needs huggingface_hub: "
             "pip install 'convbert-export[export]'"
         ) from None
+    # huggingface_hub reads HF_HUB_CACHE / HF_HUB_OFFLINE once, when it is imported: read them
+    # at call time too, so a process that sets them later (a test, a notebook) is obeyed
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
     try:
-        path = Path(snapshot_download(repo_id=repo_id, revision=revision or None, allow_patterns=ALLOW_PATTERNS))
+        path = Path(snapshot_download(repo_id=repo_id, revision=revision or None, allow_patterns=ALLOW_PATTERNS,
+                                      cache_dir=os.environ.get("HF_HUB_CACHE") or None,
+                                      local_files_only=offline))
     except Exception as exc:  # noqa: BLE001 - huggingface_hub raises many kinds; each becomes one line
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InvalidInputError(
