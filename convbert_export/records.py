@@ -38,15 +38,12 @@ def record_to_input(task: str, record: Any) -> Any:
     """The pipeline input of one record for ``task`` (a text, or the task's dict)."""
     if not isinstance(record, dict):
         raise RecordError(f"bad input line: expected a JSON object, got {type(record).__name__}")
-    if task == "question-answering":
-        return {"question": record.get("question"), "context": record.get("context")}
-    if task == "multiple-choice":
-        return {"prompt": record.get("prompt"), "choices": record.get("choices")}
-    if "text" not in record:
-        raise RecordError(f"bad input line: expected a \"text\" field, got keys {sorted(map(str, record))}")
-    if task == "text-classification" and record.get("text_pair") is not None:
-        return {"text": record["text"], "text_pair": record["text_pair"]}
-    return record["text"]
+    from .tasks import get_task
+
+    try:
+        return get_task(task).record_to_input(record)  # the task's fields (TaskSpec.record_fields)
+    except KeyError:
+        raise RecordError(f"bad input line: expected a \"text\" field, got keys {sorted(map(str, record))}") from None
 
 
 def to_jsonable(value):

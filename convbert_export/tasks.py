@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import UnknownNameError
+from .errors import UnknownNameError, lookup
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -29,6 +29,12 @@ class TaskSpec:
             ``topk`` (fill-mask top-5), ``argmax`` (classification logits), ``span`` (QA start/end).
         multiple_choice: inputs carry a ``num_choices`` axis: (batch, num_choices, sequence).
         atol, rtol: default fp32 tolerances against the reference.
+        record_fields: the JSON fields of one input (``predict`` records, the packaged
+            validation texts): ``("text",)``, or a dict input's keys (``("question",
+            "context")``: the second is the text that is truncated / windowed).
+        pair_field: an optional second text of a ``text`` record (``text_pair``).
+        has_labels: the head's outputs are classes named by the config's ``id2label``.
+        pipeline: ``module:Class`` of its Pipeline (``runtime/pipelines/``).
     """
 
     name: str
@@ -40,6 +46,10 @@ class TaskSpec:
     rtol: float = 1e-5
     description: str = ""
     input_names: tuple[str, ...] = field(default=INPUT_NAMES)
+    record_fields: tuple[str, ...] = ("text",)
+    pair_field: str | None = None
+    has_labels: bool = False
+    pipeline: str = ""
 
     @property
     def input_axes(self) -> tuple[str, ...]:
@@ -52,6 +62,24 @@ class TaskSpec:
     @property
     def output_names(self) -> tuple[str, ...]:
         return tuple(self.outputs)
+
+    def record_to_input(self, record: dict):
+        """The pipeline input of one JSON record (a dict already): a text, or the task's dict.
+        Raises KeyError naming the missing ``text`` field."""
+        if self.record_fields != ("text",):
+            return {name: record.get(name) for name in self.record_fields}
+        if "text" not in record:
+            raise KeyError("text")
+        if self.pair_field and record.get(self.pair_field) is not None:
+            return {"text": record["text"], self.pair_field: record[self.pair_field]}
+        return record["text"]
+
+    def pipeline_class(self):
+        """The task's Pipeline class (imported on first use: serving code never loads others)."""
+        import importlib
+
+        module, _, name = self.pipeline.partition(":")
+        return getattr(importlib.import_module(module), name)
 
     def check_head(self, model) -> None:
         """Refuse a loaded head of another task (its outputs would not be this task's)."""
@@ -72,6 +100,7 @@ _SPECS = [
         outputs={"last_hidden_state": ("batch", "sequence", "hidden")},
         agreement="cosine",
         description="token embeddings (last hidden state)",
+        pipeline="convbert_export.runtime.pipelines.feature_extraction:FeatureExtractionPipeline",
     ),
     TaskSpec(
         name="fill-mask",
@@ -79,6 +108,7 @@ _SPECS = [
         outputs={"logits": ("batch", "sequence", "vocab")},
         agreement="topk",
         description="masked-token prediction",
+        pipeline="convbert_export.runtime.pipelines.fill_mask:FillMaskPipeline",
     ),
     TaskSpec(
         name="text-classification",
@@ -86,6 +116,9 @@ _SPECS = [
         outputs={"logits": ("batch", "num_labels")},
         agreement="argmax",
         description="sequence classification / regression",
+        pair_field="text_pair",
+        has_labels=True,
+        pipeline="convbert_export.runtime.pipelines.text_classification:TextClassificationPipeline",
     ),
     TaskSpec(
         name="token-classification",
@@ -93,6 +126,8 @@ _SPECS = [
         outputs={"logits": ("batch", "sequence", "num_labels")},
         agreement="argmax",
         description="per-token tagging (NER, POS)",
+        has_labels=True,
+        pipeline="convbert_export.runtime.pipelines.token_classification:TokenClassificationPipeline",
     ),
     TaskSpec(
         name="question-answering",
@@ -100,6 +135,8 @@ _SPECS = [
         outputs={"start_logits": ("batch", "sequence"), "end_logits": ("batch", "sequence")},
         agreement="span",
         description="extractive question answering",
+        record_fields=("question", "context"),
+        pipeline="convbert_export.runtime.pipelines.question_answering:QuestionAnsweringPipeline",
     ),
     TaskSpec(
         name="multiple-choice",
@@ -108,29 +145,26 @@ _SPECS = [
         agreement="argmax",
         multiple_choice=True,
         description="choose among candidate continuations",
+        record_fields=("prompt", "choices"),
+        pipeline="convbert_export.runtime.pipelines.multiple_choice:MultipleChoicePipeline",
     ),
 ]
 
 TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in _SPECS}
-ARCHITECTURE_TO_TASK: dict[str, str] = {spec.architecture: spec.name for spec in _SPECS}
+ARCHITECTURE_TO_TASK: dict[str, str] = {spec.architecture: spec.name for spec in _SPECS}  # the built-in heads
 
 
 def get_task(name: str) -> TaskSpec:
     """Look a task up by name; a miss lists the tasks that exist."""
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise UnknownNameError(
-            f"unknown task {name!r}; expected one of: {', '.join(TASKS)}"
-        ) from None
+    return lookup(TASKS, name, "task")
 
 
 def task_for_architecture(architecture: str) -> TaskSpec:
     """The task of a transformers ``architectures`` entry (``ConvBertForMaskedLM`` -> fill-mask)."""
     try:
-        return TASKS[ARCHITECTURE_TO_TASK[architecture]]
-    except KeyError:
+        return next(spec for spec in TASKS.values() if spec.architecture == architecture)
+    except StopIteration:
         raise UnknownNameError(
             f"unknown ConvBERT architecture {architecture!r}; expected one of: "
-            f"{', '.join(ARCHITECTURE_TO_TASK)}"
+            f"{', '.join(dict.fromkeys(spec.architecture for spec in TASKS.values()))}"
         ) from None

@@ -59,3 +59,32 @@ def test_every_task_is_exported_in_both_modes_and_built_as_an_engine():
     assert "TASK_NAMES = list(TASKS)" in source  # the export tests parametrize over the registry
     engine_conf = (TESTS / "engine" / "conftest.py").read_text(encoding="utf-8")
     assert "for task in TASKS for mode in" in engine_conf  # the engine grid covers the registry
+
+
+def test_a_new_task_is_one_registry_entry(monkeypatch, tmp_path, capsys):
+    """A throwaway task added to a copy of the registry exports, validates, serves and predicts
+    with no other module edited: everything task-specific is read from its TaskSpec."""
+    import json
+
+    import convbert_export.tasks as tasks
+    from convbert_export.cli import main
+    from convbert_export.runtime import Pipeline
+    from convbert_export.tasks import TaskSpec
+
+    spec = TaskSpec(
+        name="sentiment", architecture="ConvBertForSequenceClassification", outputs={"logits": ("batch", "num_labels")},
+        agreement="argmax", description="a throwaway task", pair_field="text_pair", has_labels=True,
+        pipeline="convbert_export.runtime.pipelines.text_classification:TextClassificationPipeline",
+    )
+    monkeypatch.setattr(tasks, "TASKS", {**tasks.TASKS, "sentiment": spec})
+    out = tmp_path / "sentiment"
+    assert main(["export", "--preset", "demo", "--task", "sentiment", "-o", str(out), "-q"]) == 0  # + validation
+    report = json.loads((out / "validation.json").read_text())
+    assert report["passed"] and report["task"] == "sentiment" and any(c.startswith("texts") for c in report["cases"])
+    assert json.loads((out / "manifest.json").read_text())["id2label"]  # has_labels: the labels are kept
+    with Pipeline.from_export(out) as pipe:
+        assert pipe.task == "sentiment" and pipe({"text": "a good day", "text_pair": "yes"})["label"]
+    capsys.readouterr()
+    assert main(["predict", str(out), "--text", "a good day", "-q"]) == 0
+    result = json.loads(capsys.readouterr().out.splitlines()[0])["result"]
+    assert set(result) == {"label", "score"}, result

@@ -18,7 +18,8 @@ from ..fileio import atomic_directory, check_no_overlap, read_json, write_json_a
 from ..manifest import PADDING_MODES as _PADDING_MODES
 from ..manifest import Manifest, TensorSpec, file_checksums, write_manifest
 from ..progress import QUIET, Progress
-from ..tasks import TASKS, TaskSpec, get_task, task_for_architecture
+from .. import tasks as task_registry  # read at call time: a task added to the registry is seen
+from ..tasks import TaskSpec, get_task, task_for_architecture
 from ..tokenization import TOKENIZER_FILES
 from .dynamic_conv import MODES
 
@@ -144,7 +145,7 @@ class ModelSource:
             raise InvalidInputError("a preset has every head: pass --task TASK (or --task all)")
         if not self.architectures:
             raise InvalidInputError(
-                f"{self.checkpoint}/config.json lists no `architectures`; pass --task (one of: {', '.join(TASKS)})"
+                f"{self.checkpoint}/config.json lists no `architectures`; pass --task (one of: {', '.join(task_registry.TASKS)})"
             )
         return [task_for_architecture(a).name for a in self.architectures]
 
@@ -153,10 +154,11 @@ class ModelSource:
 
         from ..errors import reference_errors
 
+        architecture = get_task(task).architecture  # the reference model knows heads, not our tasks
         with reference_errors():
             if self.preset:
-                return reference_model.from_preset(self.preset, task, seed=self.seed)
-            return reference_model.load(self.checkpoint, task=task)
+                return reference_model.from_preset(self.preset, architecture, seed=self.seed)
+            return reference_model.load(self.checkpoint, task=architecture)
 
     def manifest_entry(self) -> dict:
         if self.preset:
@@ -182,7 +184,7 @@ def _resolve_tasks(source: ModelSource, tasks) -> list[str]:
         tasks = [tasks]
     if "all" in tasks:
         if source.preset:
-            return list(TASKS)
+            return list(task_registry.TASKS)
         # a checkpoint has the weights of its own head(s), and every head checkpoint carries the
         # base model: "all" is those heads plus feature-extraction
         return list(dict.fromkeys(["feature-extraction", *source.default_tasks()]))
@@ -258,7 +260,7 @@ def export_model(
         from ..custom_ops import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
 
         id2label = {str(k): v for k, v in (getattr(config, "id2label", None) or {}).items()}
-        if spec.name in ("feature-extraction", "fill-mask", "question-answering", "multiple-choice"):
+        if not spec.has_labels:
             id2label = {}
         manifest = Manifest(
             task=spec.name,

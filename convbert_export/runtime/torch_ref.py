@@ -59,8 +59,9 @@ class TorchRunner(Runner):
 
             from ..hub import resolve_checkpoint  # a Hub id (org/name[@revision]) or a directory
 
-            with reference_errors():
-                model = reference_model.load(resolve_checkpoint(model)[0], task=self._task_name)
+            architecture = get_task(self._task_name).architecture if self._task_name else None
+            with reference_errors():  # the reference model knows heads (architectures), not our tasks
+                model = reference_model.load(resolve_checkpoint(model)[0], task=architecture)
         if not hasattr(model, "config"):
             raise InvalidInputError(
                 f"TorchRunner expects a checkpoint directory or a reference model, got {type(model).__name__}"
@@ -127,10 +128,12 @@ def reference_model_for(manifest, model=None):
 def _reference_model(manifest, model):
     import reference_model
 
+    architecture = get_task(manifest.task).architecture  # the reference model knows heads, not tasks
+
     if model is None:
         source = manifest.source
         if source.get("preset"):
-            model = reference_model.from_preset(source["preset"], manifest.task, seed=int(source.get("seed", 0)))
+            model = reference_model.from_preset(source["preset"], architecture, seed=int(source.get("seed", 0)))
         elif source.get("checkpoint"):
             path = Path(source["checkpoint"])
             if not path.is_dir() and source.get("hub"):  # a Hub snapshot gone from this cache: fetch that commit
@@ -142,11 +145,11 @@ def _reference_model(manifest, model):
                     f"the export's source checkpoint {str(path)!r} no longer exists; "
                     "pass the checkpoint with --model DIR (model=...)"
                 )
-            model = reference_model.load(path, task=manifest.task)
+            model = reference_model.load(path, task=architecture)
         else:
             raise InvalidInputError("the manifest names no source model; pass the checkpoint with --model DIR (model=...)")
     elif isinstance(model, (str, Path)):
         from ..hub import resolve_checkpoint  # a Hub id (org/name[@revision]) or a directory
 
-        model = reference_model.load(resolve_checkpoint(model)[0], task=manifest.task)
+        model = reference_model.load(resolve_checkpoint(model)[0], task=architecture)
     return model

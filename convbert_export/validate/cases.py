@@ -50,30 +50,31 @@ def text_cases(manifest: Manifest, export_dir: Path, batch_size: int = 8):
     tokenizer = Tokenizer.from_pretrained(export_dir)
     max_len = min(int(manifest.model["max_position_embeddings"]), tokenizer.model_max_length or 10**9)
     items = validation_texts()
-    task = manifest.task
+    spec = get_task(manifest.task)
     kw = dict(truncation=True, max_length=max_len, padding="longest")
-    if task == "multiple-choice":
-        examples = [it for it in items if "choices" in it]
+    if spec.multiple_choice:
+        prompt, choices_field = spec.record_fields
+        examples = [it for it in items if choices_field in it]
         if not examples:
             return
-        width = max(len(it["choices"]) for it in examples)
+        width = max(len(it[choices_field]) for it in examples)
         for start in range(0, len(examples), batch_size):
             group = examples[start : start + batch_size]
-            prompts = [it["prompt"] for it in group for _ in range(width)]
+            prompts = [it[prompt] for it in group for _ in range(width)]
             choices = [
-                (it["choices"][i] if i < len(it["choices"]) else it["choices"][-1]) for it in group for i in range(width)
+                (it[choices_field][i] if i < len(it[choices_field]) else it[choices_field][-1])
+                for it in group for i in range(width)
             ]
             enc = tokenizer(prompts, choices, **kw)
             shape = (len(group), width, enc["input_ids"].shape[-1])
             yield f"texts mc[{start}:{start + len(group)}]", {k: enc[k].reshape(shape) for k in _INPUTS}
         return
-    if task == "question-answering":
-        pairs = [(it["question"], it["context"]) for it in items if "question" in it]
+    if spec.record_fields != ("text",):  # (first, second): the second is the one truncated
+        first, second = spec.record_fields
+        pairs = [(it[first], it[second]) for it in items if first in it]
         kw["truncation"] = "only_second"
-    elif task == "text-classification":
-        pairs = [(it["text"], it.get("text_pair")) for it in items if "text" in it]
     else:
-        pairs = [(it["text"], None) for it in items if "text" in it]
+        pairs = [(it["text"], it.get(spec.pair_field) if spec.pair_field else None) for it in items if "text" in it]
     for start in range(0, len(pairs), batch_size):
         group = pairs[start : start + batch_size]
         firsts = [a for a, _ in group]

@@ -32,14 +32,11 @@ __all__ = [
     "POOLINGS",
 ]
 
-PIPELINES: dict[str, type[Pipeline]] = {
-    cls.task: cls
-    for cls in (
-        TextClassificationPipeline,
-        TokenClassificationPipeline,
-        QuestionAnsweringPipeline,
-        FillMaskPipeline,
-        FeatureExtractionPipeline,
-        MultipleChoicePipeline,
-    )
-}
+def _pipelines() -> dict[str, type[Pipeline]]:
+    from ...tasks import TASKS
+
+    return {name: spec.pipeline_class() for name, spec in TASKS.items() if spec.pipeline}
+
+
+# task -> Pipeline class, read from the task registry (TaskSpec.pipeline)
+PIPELINES: dict[str, type[Pipeline]] = _pipelines()

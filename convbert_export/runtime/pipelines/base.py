@@ -153,6 +153,7 @@ class Pipeline:
         self.manifest = read_manifest(self.export_dir)
         self.config = _read_json(self.export_dir / "config.json") or {}
         self.spec: TaskSpec = get_task(self.manifest["task"])
+        self.task = self.spec.name  # the registry's name (a class may serve several tasks)
         model = self.manifest.get("model") or {}
         max_positions = model.get("max_position_embeddings") or self.config.get("max_position_embeddings")
         self.tokenizer = Tokenizer.from_pretrained(self.export_dir)
@@ -218,16 +219,15 @@ class Pipeline:
             MissingDependencyError: (engine directory) TensorRT, a CUDA Python API or a GPU
                 is missing; raised when the runner starts, before any work.
         """
-        from . import PIPELINES
-
         task = read_manifest(export_dir).get("task")
-        if task not in PIPELINES:
-            raise UnknownNameError(f"no pipeline for task {task!r}; expected one of: {', '.join(PIPELINES)}")
+        spec = get_task(task)  # an unknown task lists the tasks
+        if not spec.pipeline:
+            raise UnknownNameError(f"task {task!r} names no pipeline (TaskSpec.pipeline); it cannot be served")
         if verify:
             verify_dir(export_dir)
         if runner is None:
             runner = create_runner(export_dir, provider=provider, settings=settings, verify=False)
-        target = PIPELINES[task] if cls is Pipeline else cls
+        target = spec.pipeline_class() if cls is Pipeline else cls
         return target(runner, export_dir, batch_size=batch_size, **kwargs)
 
     # ---- lifecycle ---------------------------------------------------------------------
