@@ -70,7 +70,9 @@ def _replace_surrogates(value: Any, where: str, found: list[str]) -> Any:
             return value
         except UnicodeEncodeError:
             found.append(where)
-            return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in value)
+            from .tokenization import replace_lone_surrogates
+
+            return replace_lone_surrogates(value)
     if isinstance(value, list):
         return [_replace_surrogates(v, f"{where}[{i}]", found) for i, v in enumerate(value)]
     if isinstance(value, dict):

@@ -54,6 +54,7 @@ from .errors import InvalidInputError
 __all__ = [
     "Encoding",
     "Tokenizer",
+    "replace_lone_surrogates",
     "demo_vocab_dir",
     "validation_texts",
     "SPECIAL_TOKEN_KEYS",
@@ -767,6 +768,12 @@ def _data_dir(name: str) -> Path:
             f"packaged data folder missing: expected {path}; reinstall convbert-export"
         )
     return path
+
+
+def replace_lone_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate (U+D800..U+DFFF, e.g. JSON's ``"\\ud800"``) replaced by
+    U+FFFD: the same length, so character offsets into the text stay valid."""
+    return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
 
 
 def demo_vocab_dir() -> Path:

@@ -46,7 +46,7 @@ import numpy as np
 from ...batching import pad_sequences, plan_batches
 from ...errors import InvalidInputError, RequestError, UnknownNameError
 from ...tasks import TaskSpec, get_task
-from ...tokenization import Encoding, Tokenizer
+from ...tokenization import Encoding, Tokenizer, replace_lone_surrogates
 from ..base import Runner, nonfinite_rows, read_manifest
 from ..factory import create_runner, is_engine_dir, verify_dir  # noqa: F401 - is_engine_dir re-exported
 
@@ -312,7 +312,7 @@ class Pipeline:
             text.encode("utf-8")
         except UnicodeEncodeError:
             warnings.warn(f"{what} contains lone surrogates; replaced by U+FFFD", RuntimeWarning, stacklevel=4)
-            text = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+            text = replace_lone_surrogates(text)
         return text
 
     def check_input(self, item: Any) -> Any:
