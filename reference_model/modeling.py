@@ -1,6 +1,8 @@
 """The ConvBERT reference model: embeddings, mixed attention, layers, encoder and every task head.
 
-Read top to bottom. The math and the parameter names are transformers' ``modeling_convbert.py``
+Read top to bottom. Over 400 lines on purpose: the reference is ONE file (like nanoGPT's
+model.py and transformers' modeling_convbert.py), so the whole model, with shape comments, is
+read in one place (docs/ARCHITECTURE.md, convention 7). The math and the parameter names are transformers' ``modeling_convbert.py``
 (the parameter names are the checkpoint contract); what differs:
 
 * inference only: no dropout, no losses, always eval mode;

@@ -3,7 +3,7 @@
     python tools/bench.py EXPORT_DIR... [--torch-reference] [--batch 1,8,32] [--sequence 32,128,512]
                           [--threads 2] [--repeats 20] [--json-out bench.json]
 
-The same code as ``convbert-export benchmark`` (convbert_export/bench.py): p50/p90/p99 latency and
+The same code as ``convbert-export benchmark`` (convbert_export/bench/): p50/p90/p99 latency and
 throughput per backend and grid point, the speedup over PyTorch eager fp32, and the fp32 GEMM
 floor measured in the same run.
 """
