@@ -11,16 +11,14 @@ import pytest
 
 from convbert_export.bench import BenchSettings, benchmark, model_flops, parse_int_list
 from convbert_export.errors import InvalidInputError
-from convbert_export.export import ExportSettings, ModelSource, export_tasks
+import factories
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def demo_export(tmp_path_factory):
-    path = tmp_path_factory.mktemp("bench") / "fe"
-    export_tasks(ModelSource.from_preset("demo"), ["feature-extraction"], path, ExportSettings(validate=False))
-    return path
+def demo_export():
+    return factories.demo_export("feature-extraction")  # the shared, process-wide demo export
 
 
 def test_benchmark_interleaves_backends_and_reports_the_documented_fields(demo_export, tmp_path):

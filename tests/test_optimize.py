@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 import pytest
 
+import factories
 from convbert_export.errors import InvalidInputError, ValidationFailedError
 from convbert_export.export import ExportSettings, ModelSource, export_tasks
 from convbert_export.export.onnx import count_nodes
@@ -21,14 +22,10 @@ GRID = ValidationSettings(batches=(1, 3), sequences=(1, 9, 0))  # 0: max_positio
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory):
-    """Unvalidated demo exports of two heads (validation of the variants covers them)."""
-    root = tmp_path_factory.mktemp("exports")
-    paths = {}
-    for task in ("feature-extraction", "text-classification"):
-        export_tasks(ModelSource.from_preset("demo"), [task], root / task, ExportSettings(validate=False))
-        paths[task] = root / task
-    return paths
+def exports():
+    """Unvalidated demo exports of two heads (validation of the variants covers them), shared
+    with the other modules through tests/factories.py (read-only)."""
+    return {task: factories.demo_export(task) for task in ("feature-extraction", "text-classification")}
 
 
 def _run(path, feeds):

@@ -8,7 +8,6 @@ built; the complementary grid (every task x both modes) runs with ``-m slow``.
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 
 import pytest
@@ -27,23 +26,7 @@ FAST_GRID = [
 SLOW_GRID = [(task, mode) for task in TASKS for mode in ("decomposed", "custom-op")
              if (task, mode) not in FAST_GRID]
 
-MAX_POSITIONS = 64
-
-
-def tiny_model(task: str):
-    """A one-layer, 32-wide ConvBERT for ``task`` over the demo vocabulary (seeded weights)."""
-    import torch
-
-    from reference_model.modeling import MODEL_CLASSES
-    from reference_model.presets import initialize_weights, preset_config
-
-    config = dataclasses.replace(
-        preset_config("demo", task), num_hidden_layers=1, hidden_size=32, embedding_size=32,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=MAX_POSITIONS,
-    )
-    model = MODEL_CLASSES[config.architectures[0]](config)
-    initialize_weights(model, config.initializer_range, torch.Generator().manual_seed(0))
-    return model.eval()
+from factories import MAX_POSITIONS, tiny_model  # noqa: F401 - the one model factory
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-from engine.conftest import tiny_model  # the one-layer, 32-wide demo-vocabulary model (tests/engine)
+from factories import tiny_model  # the one-layer, 32-wide demo-vocabulary model (tests/engine)
 TEXTS = [
     "a fine movie with a good story",
     "the weather in paris was grey",

@@ -332,7 +332,7 @@ def test_a_custom_op_export_carries_its_library_and_model_operations(tmp_path):
     from convbert_export import custom_ops
     from convbert_export.fileio import sha256_file
     from convbert_export.serving.triton import TritonSettings, write_repository
-    from engine.conftest import tiny_model
+    from factories import tiny_model
 
     custom_ops.fetch_ort_headers()  # the project's own header step, as tests/test_custom_ops.py
     library = custom_ops.library_path()
