@@ -135,10 +135,9 @@ def dynamic_conv_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
 
 def apply_mode(model: onnx.ModelProto, mode: str, *, kernel_size: int, num_heads: int, head_size: int) -> onnx.ModelProto:
     """Attach the decomposed function to an exported model and lower per ``mode``."""
-    if mode not in MODES:
-        from ..errors import UnknownNameError
+    from ..errors import lookup
 
-        raise UnknownNameError(f"unknown dynamic-conv mode {mode!r}; expected one of: {', '.join(MODES)}")
+    lookup(MODES, mode, "dynamic-conv mode")
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     del model.functions[:]
     model.functions.append(decomposed_function(kernel_size, num_heads, head_size, opset))

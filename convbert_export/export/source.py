@@ -47,10 +47,9 @@ class ModelSource:
     def from_preset(cls, name: str, seed: int = 0) -> "ModelSource":
         from reference_model import PRESETS
 
-        if name not in PRESETS:
-            from ..errors import UnknownNameError
+        from ..errors import lookup
 
-            raise UnknownNameError(f"unknown preset {name!r}; expected one of: {', '.join(PRESETS)}")
+        lookup(PRESETS, name, "preset")
         return cls(preset=name, seed=seed)
 
     def default_tasks(self) -> list[str]:

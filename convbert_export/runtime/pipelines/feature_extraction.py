@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import UnknownNameError
+from ...errors import lookup
 from .base import Pipeline
 
 
@@ -19,8 +19,7 @@ class FeatureExtractionPipeline(Pipeline):
     task = "feature-extraction"
 
     def sanitize(self, pooling: str = "none", return_tensors: bool = False) -> dict:
-        if pooling not in POOLINGS:
-            raise UnknownNameError(f"unknown pooling {pooling!r}; expected one of: {', '.join(POOLINGS)}")
+        lookup(POOLINGS, pooling, "pooling")
         return {"pooling": pooling, "tensors": bool(return_tensors)}
 
     def preprocess(self, text, params):

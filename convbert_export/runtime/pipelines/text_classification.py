@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import InvalidInputError, UnknownNameError
+from ...errors import InvalidInputError, lookup
 from .base import Pipeline, _keys, _sigmoid, _softmax
 
 
@@ -42,9 +42,7 @@ class TextClassificationPipeline(Pipeline):
         if function_to_apply is not None:
             name = str(function_to_apply).lower()
             if name not in self._FUNCTIONS:
-                raise UnknownNameError(
-                    f"unknown function_to_apply {function_to_apply!r}; expected one of: {', '.join(self._FUNCTIONS)}"
-                )
+                lookup(self._FUNCTIONS, function_to_apply, "function_to_apply")
             params["function"] = name
         return params
 

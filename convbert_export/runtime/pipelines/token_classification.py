@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import InvalidInputError, UnknownNameError
+from ...errors import InvalidInputError, lookup
 from .base import Pipeline, _softmax
 
 
@@ -24,9 +24,7 @@ class TokenClassificationPipeline(Pipeline):
     def sanitize(self, aggregation_strategy: str = "none", ignore_labels=None, stride: int | None = None) -> dict:
         strategy = str(getattr(aggregation_strategy, "value", aggregation_strategy)).lower()
         if strategy not in AGGREGATIONS:
-            raise UnknownNameError(
-                f"unknown aggregation_strategy {aggregation_strategy!r}; expected one of: {', '.join(AGGREGATIONS)}"
-            )
+            lookup(AGGREGATIONS, aggregation_strategy, "aggregation_strategy")
         if stride is not None:
             if not isinstance(stride, int) or stride < 0 or stride >= self.max_length:
                 raise InvalidInputError(
