@@ -6,7 +6,6 @@ parity test is caught by this file, not by a user.
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
@@ -39,26 +38,31 @@ def test_lookup_misses_list_what_exists():
         task_for_architecture("BertForMaskedLM")
 
 
-def _test_names(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    return {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
+def _collected(*paths: str) -> list[str]:
+    """The test ids pytest collects from ``paths`` (what actually runs, not what a file says)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *paths],
+                         cwd=TESTS.parent, capture_output=True, text=True, timeout=300)
+    return [line for line in out.stdout.splitlines() if "::" in line]
 
 
-def test_every_task_has_a_pipeline_and_a_pipeline_parity_test():
+def test_every_task_has_a_pipeline_a_parity_test_an_export_in_both_modes_and_an_engine():
     from convbert_export.runtime.pipeline import PIPELINES
 
-    names = _test_names(TESTS / "runtime" / "test_pipelines.py")
+    ids = _collected("tests/runtime/test_pipelines.py", "tests/export/test_export_tasks.py",
+                     "tests/engine/test_engine_build.py")
     for task in TASKS:
-        assert task in PIPELINES, f"task {task!r} has no pipeline class in runtime/pipeline.py"
+        assert task in PIPELINES, f"task {task!r} has no pipeline (TaskSpec.pipeline)"
         slug = task.replace("-", "_")
-        assert any(slug in name for name in names), f"task {task!r} has no test in tests/runtime/test_pipelines.py"
-
-
-def test_every_task_is_exported_in_both_modes_and_built_as_an_engine():
-    source = (TESTS / "export" / "test_export_tasks.py").read_text(encoding="utf-8")
-    assert "TASK_NAMES = list(TASKS)" in source  # the export tests parametrize over the registry
-    engine_conf = (TESTS / "engine" / "conftest.py").read_text(encoding="utf-8")
-    assert "for task in TASKS for mode in" in engine_conf  # the engine grid covers the registry
+        assert any(i.startswith("tests/runtime/test_pipelines.py::test_" + slug) for i in ids), \
+            f"task {task!r} has no test in tests/runtime/test_pipelines.py"
+        for test in ("test_decomposed_export_validates", "test_custom_op_export_validates"):
+            assert f"tests/export/test_export_tasks.py::{test}[{task}]" in ids, f"{task!r} not exported by {test}"
+        for mode in ("decomposed", "custom-op"):
+            assert f"tests/engine/test_engine_build.py::test_engine_for_every_task[{task}-{mode}]" in ids, \
+                f"{task!r} ({mode}) not built as an engine"
 
 
 def test_a_new_task_is_one_registry_entry(monkeypatch, tmp_path, capsys):
