@@ -116,7 +116,7 @@ def end_to_end(checkpoint: Path, variants: dict, args) -> list[dict]:
     from convbert_export.runtime.pipelines import Pipeline
 
     first = next(iter(variants.values()))
-    tokenizer = transformers.BertTokenizerFast(vocab_file=str(first / "vocab.txt"), do_lower_case=True)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(first)  # the export's own tokenizer files
     model = transformers.AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
     hf = transformers.pipeline("text-classification", model=model, tokenizer=tokenizer, device=-1)
     pipes = {}
