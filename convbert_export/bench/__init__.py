@@ -28,8 +28,10 @@ from .run import (
     open_reference,
     parse_int_list,
     time_interleaved,
+    write_html,
     write_json,
+    write_reports,
 )
 
 __all__ = ["BenchSettings", "BenchResult", "benchmark", "time_interleaved", "model_flops", "model_gemms", "GemmFloor",
-           "write_json", "parse_int_list", "Timing", "make_feeds", "open_backend", "open_reference", "REFERENCE_NAME"]
+           "write_json", "write_html", "write_reports", "parse_int_list", "Timing", "make_feeds", "open_backend", "open_reference", "REFERENCE_NAME"]

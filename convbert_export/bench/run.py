@@ -353,6 +353,22 @@ def write_json(result: BenchResult, path: str | Path) -> None:
     write_json_atomic(path, result.to_dict())
 
 
+def write_html(result: BenchResult, path: str | Path) -> None:
+    """The HTML report (latency against batch size, one plot per sequence length), written atomically."""
+    from ..fileio import write_text_atomic
+    from ..report import html_report
+
+    write_text_atomic(path, html_report(result.to_dict()))
+
+
+def write_reports(result: BenchResult, json_out: str | Path | None = None, html_out: str | Path | None = None) -> None:
+    """Write the requested reports of a benchmark run (each one only when its path is given)."""
+    if json_out:
+        write_json(result, json_out)
+    if html_out:
+        write_html(result, html_out)
+
+
 def parse_int_list(text: str, what: str) -> tuple[int, ...]:
     """``"1,8,32"`` -> (1, 8, 32), with a clear error."""
     try:
@@ -365,4 +381,4 @@ def parse_int_list(text: str, what: str) -> tuple[int, ...]:
 
 
 __all__ = ["BenchSettings", "BenchResult", "benchmark", "time_interleaved", "model_flops", "model_gemms", "GemmFloor", "write_json",
-           "parse_int_list"]
+           "write_html", "write_reports", "parse_int_list"]

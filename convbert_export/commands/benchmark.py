@@ -30,7 +30,7 @@ def command(export_dirs, provider, torch_reference, batches, sequences, threads,
             json_out, html_out, quiet, as_json):
     """Time EXPORT_DIR... (export or TensorRT engine directories) over a batch x sequence grid:
     p50/p90/p99 latency and throughput."""
-    from ..bench import BenchSettings, benchmark, parse_int_list, write_json
+    from ..bench import BenchSettings, benchmark, parse_int_list, write_reports
 
     settings = BenchSettings(
         batches=parse_int_list(batches, "--batch"), sequences=parse_int_list(sequences, "--sequence"), threads=threads,
@@ -38,13 +38,7 @@ def command(export_dirs, provider, torch_reference, batches, sequences, threads,
         provider=provider,
     )
     result = benchmark(export_dirs, settings, progress=progress_for(quiet, as_json))
-    if json_out:
-        write_json(result, json_out)
-    if html_out:
-        from ..fileio import write_text_atomic
-        from ..report import html_report
-
-        write_text_atomic(html_out, html_report(result.to_dict()))
+    write_reports(result, json_out=json_out, html_out=html_out)
     if as_json:
         emit_json(result.to_dict())
         return

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from ..progress import Progress
+from ._common import emit_json, progress_for, quiet_json_options
 
 
 @click.command("build-ops")
 @click.option("--force", is_flag=True, help="Rebuild even when a library for these sources is cached.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of the path.")
-@click.option("--quiet", "-q", is_flag=True, help="Do not report build steps on stderr.")
-def command(force: bool, as_json: bool, quiet: bool) -> None:
+@quiet_json_options(json_help="Print a JSON object instead of the path.",
+                    quiet_help="Do not report build steps on stderr.")
+def command(force: bool, quiet: bool, as_json: bool) -> None:
     """Build the DynamicConv custom-op library for ONNX Runtime and print its path.
 
     First gets the ONNX Runtime headers it compiles against: $ORT_INCLUDE_DIR, else the cache,
@@ -24,8 +22,8 @@ def command(force: bool, as_json: bool, quiet: bool) -> None:
     """
     from ..custom_ops import ensure_library
 
-    info = ensure_library(build=True, force=force, progress=Progress(enabled=not quiet))
+    info = ensure_library(build=True, force=force, progress=progress_for(quiet, as_json))
     if as_json:
-        click.echo(json.dumps(info.as_dict(), indent=2))
+        emit_json(info.as_dict())
     else:
         click.echo(str(info.path))
