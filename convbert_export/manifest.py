@@ -23,7 +23,7 @@ MANIFEST = "manifest.json"
 UNCHECKED = {MANIFEST, "validation.json", "validation.md", "validation.html"}
 # files a loader reads when present (tokenizer.json wins over vocab.txt): one the manifest does
 # not list is refused at load, since it would change what is served
-# the tokenizer files an export directory may hold (tokenization.py reads them; defined once here)
+# the tokenizer files an export directory may hold (tokenization/files.py reads them; defined once here)
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 LOADED = ("model.onnx", "model.onnx.data", "openvino_model.xml", "openvino_model.bin", "config.json",
           *TOKENIZER_FILES)

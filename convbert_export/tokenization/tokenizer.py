@@ -1,171 +1,28 @@
-"""BERT WordPiece tokenization for ConvBERT, built on the ``tokenizers`` library (no torch).
-
-transformers' ``ConvBertTokenizer`` is a ``BertTokenizer``: a ``tokenizers`` pipeline of
-``BertNormalizer`` (clean text, CJK splitting, lowercase, accent stripping) ->
-``BertPreTokenizer`` -> ``WordPiece`` (``##`` continuation, words over 100 characters become
-``[UNK]``) -> ``[CLS] A [SEP] (B [SEP])`` with type ids 0 / 1. :class:`Tokenizer` builds the same
-pipeline, so ids, type ids, attention masks, offsets, truncation and stride windows equal
-transformers' (the tests check this against transformers itself).
-
-The API, and where it departs from transformers on purpose:
-
-* :meth:`Tokenizer.encode_batch` returns one :class:`Encoding` per sequence (overflow windows
-  included), unpadded, with everything the pipelines need (``word_ids``, ``sequence_ids``,
-  offsets, ``overflow_to_sample``).
-* :meth:`Tokenizer.__call__` returns a ``dict[str, np.ndarray]`` of int64 arrays shaped (N, S):
-  it always batches (a single string gives N = 1, or more with overflow windows) and pads to
-  the longest sequence by default, because a ragged batch cannot be one array.
-  ``padding=False`` is accepted only when every encoding has the same length.
-* Empty and whitespace-only strings encode to ``[CLS] [SEP]``, like transformers; the pipelines
-  decide whether to reject them. A pair is a pair even when its second text is empty
-  (``[CLS] A [SEP] [SEP]``); transformers' single-example call drops an empty ``text_pair``
-  (``if text_pair``), while its batched call keeps it, as we always do.
-* Lone surrogates (``"\\ud800"``, typically from broken decoding) make transformers raise a
-  bare ``TypeError``; we raise :class:`InvalidInputError` naming the item and the character
-  position, so a server can fail that request alone. Fix at the source: decode bytes with
-  ``errors="replace"``.
-* ``None``, non-strings and lists with non-strings raise :class:`InvalidInputError` naming the
-  index of the bad item.
-* ``convert_ids_to_tokens`` raises on an id outside the vocabulary (transformers returns None).
-* ``model_max_length`` defaults to 512 (ConvBERT's ``max_position_embeddings``) when the
-  tokenizer config has none; transformers uses "unlimited" (1e30) then.
-"""
+"""The :class:`Tokenizer` itself: construction from a backend, properties, ids <-> tokens,
+truncation and encoding. Its file handling is in ``files.py``, the :class:`Encoding` type,
+input checks and padding in ``encoding.py``."""
 
 from __future__ import annotations
 
-import json
-import os
-import re
 import threading
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tokenizers import AddedToken, decoders, normalizers, pre_tokenizers, processors
+from tokenizers import AddedToken, normalizers, processors
 from tokenizers import Tokenizer as _Backend
-from tokenizers.models import WordPiece
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
+from .encoding import Encoding, _from_backend_encoding, check_texts, pad
+from .files import _DEFAULT_SPECIAL_TOKENS, DEFAULT_MODEL_MAX_LENGTH, SPECIAL_TOKEN_KEYS, TokenizerFiles
 
-__all__ = [
-    "Encoding",
-    "Tokenizer",
-    "replace_lone_surrogates",
-    "demo_vocab_dir",
-    "validation_texts",
-    "SPECIAL_TOKEN_KEYS",
-    "TOKENIZER_FILES",
-]
-
-#: Names of the special tokens in tokenizer_config.json / special_tokens_map.json, in the order
-#: transformers adds them to the backend.
-SPECIAL_TOKEN_KEYS = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
-_DEFAULT_SPECIAL_TOKENS = {
-    "unk_token": "[UNK]",
-    "sep_token": "[SEP]",
-    "pad_token": "[PAD]",
-    "cls_token": "[CLS]",
-    "mask_token": "[MASK]",
-}
-#: Files :meth:`Tokenizer.save_pretrained` writes (and :meth:`Tokenizer.from_pretrained` reads).
-from .manifest import TOKENIZER_FILES  # noqa: E402 - defined once, with the export directory's files
-DEFAULT_MODEL_MAX_LENGTH = 512
 _TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
 _PADDING_STRATEGIES = ("longest", "max_length", "do_not_pad")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _CACHE_SIZE = 8
 
 
-@dataclass(frozen=True)
-class Encoding:
-    """One encoded sequence (or one overflow window of it), unpadded.
-
-    Every array is int64 and has one entry per token (``offsets`` is (S, 2)). ``word_ids`` and
-    ``sequence_ids`` hold -1 where transformers has ``None`` (special tokens). ``offsets`` are
-    character offsets into the text the token came from (``sequence_ids`` says which one);
-    special tokens have (0, 0). ``overflow_to_sample`` is the index of the input example.
-    """
-
-    ids: np.ndarray
-    type_ids: np.ndarray
-    attention_mask: np.ndarray
-    offsets: np.ndarray
-    special_tokens_mask: np.ndarray
-    word_ids: np.ndarray
-    sequence_ids: np.ndarray
-    tokens: tuple[str, ...]
-    overflow_to_sample: int
-
-    def __len__(self) -> int:
-        return int(self.ids.shape[0])
-
-    def word_to_chars(self, word_index: int, sequence_index: int = 0) -> tuple[int, int]:
-        """Character span ``(start, end)`` of a word in the text it came from, like
-        transformers' ``BatchEncoding.word_to_chars``: from the start of the word's first token
-        to the end of its last token in THIS encoding (an overflow window may hold only part
-        of a word).
-
-        Raises:
-            InvalidInputError: no token of this encoding belongs to that word of that sequence.
-        """
-        hits = np.flatnonzero((self.word_ids == word_index) & (self.sequence_ids == sequence_index))
-        if hits.size == 0:
-            raise InvalidInputError(
-                f"word {word_index} of sequence {sequence_index} has no token in this encoding; "
-                f"expected a word index from word_ids where sequence_ids == {sequence_index}"
-            )
-        return int(self.offsets[hits[0], 0]), int(self.offsets[hits[-1], 1])
-
-
-def _from_backend_encoding(enc: Any, sample: int) -> Encoding:
-    n = len(enc.ids)
-    offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(n, 2)
-    return Encoding(
-        ids=np.asarray(enc.ids, dtype=np.int64),
-        type_ids=np.asarray(enc.type_ids, dtype=np.int64),
-        attention_mask=np.asarray(enc.attention_mask, dtype=np.int64),
-        offsets=offsets,
-        special_tokens_mask=np.asarray(enc.special_tokens_mask, dtype=np.int64),
-        word_ids=np.asarray([-1 if w is None else w for w in enc.word_ids], dtype=np.int64),
-        sequence_ids=np.asarray([-1 if s is None else s for s in enc.sequence_ids], dtype=np.int64),
-        tokens=tuple(enc.tokens),
-        overflow_to_sample=sample,
-    )
-
-
-def _token_content(value: Any, key: str, source: str) -> str:
-    """A special token from a config file: a string or an AddedToken dict with "content"."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and isinstance(value.get("content"), str):
-        return value["content"]
-    raise InvalidInputError(
-        f"{source}: {key} must be a string or an object with a 'content' string, got {value!r}; "
-        f"fix the file, e.g. \"{key}\": \"{_DEFAULT_SPECIAL_TOKENS[key]}\""
-    )
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"cannot read {path}: {exc}; expected a JSON object") from exc
-    if not isinstance(data, dict):
-        raise InvalidInputError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
-
-
-def _optional_bool(value: Any, key: str, source: str) -> bool | None:
-    if value is None or isinstance(value, bool):
-        return value
-    raise InvalidInputError(f"{source}: {key} must be true, false or null, got {value!r}")
-
-
-class Tokenizer:
+class Tokenizer(TokenizerFiles):
     """BERT WordPiece tokenizer with ConvBertTokenizer's behaviour.
 
     Build it with :meth:`from_pretrained` (a checkpoint or export directory) or
@@ -212,154 +69,6 @@ class Tokenizer:
         self._configured: dict[tuple[int, int, str], _Backend] = {}
         self._lock = threading.Lock()
         self._special_ids = frozenset(backend.token_to_id(tokens[key]) for key in SPECIAL_TOKEN_KEYS)
-
-    # ------------------------------------------------------------------ construction
-    @classmethod
-    def from_vocab(
-        cls,
-        vocab_path: str | os.PathLike,
-        lowercase: bool = True,
-        strip_accents: bool | None = None,
-        tokenize_chinese_chars: bool = True,
-        model_max_length: int = DEFAULT_MODEL_MAX_LENGTH,
-        *,
-        special_tokens: dict[str, str] | None = None,
-        clean_up_tokenization_spaces: bool = False,
-    ) -> Tokenizer:
-        """Build from a WordPiece ``vocab.txt`` (one token per line, the line number is its id).
-
-        ``strip_accents=None`` follows ``lowercase`` (as in the original BERT).
-        """
-        path = Path(vocab_path)
-        if not path.is_file():
-            raise InvalidInputError(f"vocabulary file not found: expected a vocab.txt at {path}")
-        special = dict(_DEFAULT_SPECIAL_TOKENS)
-        special.update(special_tokens or {})
-        # WordPiece.read_file is what transformers uses for vocab.txt (line i -> id i,
-        # trailing whitespace trimmed).
-        try:
-            vocab = WordPiece.read_file(str(path))
-        except Exception as exc:  # tokenizers raises plain Exception
-            raise InvalidInputError(f"cannot read vocabulary {path}: {exc}") from exc
-        if not vocab:
-            raise InvalidInputError(f"vocabulary {path} is empty: expected one token per line")
-        backend = _Backend(
-            WordPiece(vocab, unk_token=special["unk_token"], continuing_subword_prefix="##", max_input_chars_per_word=100)
-        )
-        backend.normalizer = normalizers.BertNormalizer(
-            clean_text=True,
-            handle_chinese_chars=tokenize_chinese_chars,
-            strip_accents=strip_accents,
-            lowercase=lowercase,
-        )
-        backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        backend.decoder = decoders.WordPiece(prefix="##")
-        return cls(
-            backend,
-            special_tokens=special,
-            model_max_length=model_max_length,
-            clean_up_tokenization_spaces=clean_up_tokenization_spaces,
-        )
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> Tokenizer:
-        """Load from a directory holding ``tokenizer.json`` or ``vocab.txt``.
-
-        ``tokenizer_config.json`` (optional) supplies do_lower_case, strip_accents,
-        tokenize_chinese_chars, model_max_length, clean_up_tokenization_spaces and the special
-        tokens; ``special_tokens_map.json`` (optional) overrides the special tokens. With a
-        ``tokenizer.json``, its normalizer is used as is and the config's do_lower_case,
-        strip_accents and tokenize_chinese_chars are ignored, as transformers 5 does
-        (transformers 4 let the config win; the files agree in every checkpoint we know of).
-        """
-        root = Path(directory)
-        if not root.is_dir():
-            raise InvalidInputError(f"tokenizer directory not found: {root}")
-        config: dict[str, Any] = {}
-        if (root / "tokenizer_config.json").is_file():
-            config = _read_json(root / "tokenizer_config.json")
-        source = str(root / "tokenizer_config.json")
-        special = dict(_DEFAULT_SPECIAL_TOKENS)
-        for key in SPECIAL_TOKEN_KEYS:
-            if config.get(key) is not None:
-                special[key] = _token_content(config[key], key, source)
-        if (root / "special_tokens_map.json").is_file():
-            smap = _read_json(root / "special_tokens_map.json")
-            for key in SPECIAL_TOKEN_KEYS:
-                if smap.get(key) is not None:
-                    special[key] = _token_content(smap[key], key, str(root / "special_tokens_map.json"))
-
-        max_len = config.get("model_max_length")
-        if max_len is None or (isinstance(max_len, (int, float)) and max_len > 1e12):
-            max_len = DEFAULT_MODEL_MAX_LENGTH  # absent or transformers' "unlimited"
-        if not isinstance(max_len, int) or isinstance(max_len, bool):
-            raise InvalidInputError(f"{source}: model_max_length must be an integer, got {max_len!r}")
-        lower = _optional_bool(config.get("do_lower_case"), "do_lower_case", source)
-        strip = _optional_bool(config.get("strip_accents"), "strip_accents", source)
-        chinese = _optional_bool(config.get("tokenize_chinese_chars"), "tokenize_chinese_chars", source)
-        clean_up = bool(config.get("clean_up_tokenization_spaces", False))
-
-        if (root / "tokenizer.json").is_file():
-            try:
-                backend = _Backend.from_file(str(root / "tokenizer.json"))
-            except Exception as exc:
-                raise InvalidInputError(
-                    f"cannot load {root / 'tokenizer.json'}: {exc}; expected a tokenizers serialization"
-                ) from exc
-            return cls(backend, special_tokens=special, model_max_length=max_len, clean_up_tokenization_spaces=clean_up)
-        if (root / "vocab.txt").is_file():
-            return cls.from_vocab(
-                root / "vocab.txt",
-                lowercase=True if lower is None else lower,
-                strip_accents=strip,
-                tokenize_chinese_chars=True if chinese is None else chinese,
-                model_max_length=max_len,
-                special_tokens=special,
-                clean_up_tokenization_spaces=clean_up,
-            )
-        raise InvalidInputError(
-            f"no tokenizer in {root}: expected tokenizer.json or vocab.txt (with optional "
-            f"tokenizer_config.json and special_tokens_map.json), found "
-            f"{sorted(p.name for p in root.iterdir()) or 'nothing'}"
-        )
-
-    def save_pretrained(self, directory: str | os.PathLike) -> list[str]:
-        """Write tokenizer.json, vocab.txt, tokenizer_config.json and special_tokens_map.json.
-
-        transformers' ``AutoTokenizer`` / ``ConvBertTokenizer`` load the result to the same
-        ids. Returns the written paths. Files are written atomically; the directory is created.
-        """
-        from .fileio import write_json_atomic, write_text_atomic
-
-        root = Path(directory)
-        root.mkdir(parents=True, exist_ok=True)
-        by_id = {i: token for token, i in self._backend.get_vocab(with_added_tokens=True).items()}
-        # A vocab.txt with duplicate lines leaves unused ids (the last line wins); keep every
-        # id in place with a placeholder no text can produce (brackets are split off).
-        lines = [by_id.get(i, f"[unused_id_{i}]") for i in range(self.vocab_size)]
-        written = []
-        path = root / "tokenizer.json"
-        write_text_atomic(path, self._backend.to_str(pretty=True))
-        written.append(str(path))
-        path = root / "vocab.txt"
-        write_text_atomic(path, "".join(token + "\n" for token in lines))
-        written.append(str(path))
-        config = {
-            "tokenizer_class": "ConvBertTokenizer",
-            "do_lower_case": self.do_lower_case,
-            "strip_accents": self.strip_accents,
-            "tokenize_chinese_chars": self.tokenize_chinese_chars,
-            "model_max_length": self._model_max_length,
-            "clean_up_tokenization_spaces": self._clean_up,
-            **self._special,
-        }
-        path = root / "tokenizer_config.json"
-        write_json_atomic(path, config)
-        written.append(str(path))
-        path = root / "special_tokens_map.json"
-        write_json_atomic(path, dict(self._special))
-        written.append(str(path))
-        return written
 
     # ------------------------------------------------------------------ properties
     def _normalizer_attr(self, name: str, default: Any) -> Any:
@@ -498,32 +207,7 @@ class Tokenizer:
         return text
 
     # ------------------------------------------------------------------ encoding
-    @staticmethod
-    def _check_texts(texts: Any, name: str) -> tuple[list[str], bool]:
-        """Validate ``texts`` (a str or a list/tuple of str); returns (list, was_batched)."""
-        if isinstance(texts, str):
-            items, batched = [texts], False
-        elif isinstance(texts, (list, tuple)):
-            items, batched = list(texts), True
-        else:
-            raise InvalidInputError(
-                f"{name} must be a string or a list of strings, got {type(texts).__name__}"
-            )
-        for index, item in enumerate(items):
-            if not isinstance(item, str):
-                where = f"{name}[{index}]" if batched else name
-                raise InvalidInputError(
-                    f"{where} must be a string, got {type(item).__name__} ({item!r:.60}); "
-                    "pass text, not None, numbers or pre-split words"
-                )
-            match = _SURROGATE.search(item)
-            if match:
-                where = f"{name}[{index}]" if batched else name
-                raise InvalidInputError(
-                    f"{where} is not valid Unicode: lone surrogate U+{ord(match.group()):04X} at character "
-                    f"{match.start()}; expected text without surrogates (decode bytes with errors='replace')"
-                )
-        return items, batched
+    _check_texts = staticmethod(check_texts)
 
     def _resolve_truncation(
         self, truncation: bool | str | None, max_length: int | None, padding: Any
@@ -733,69 +417,5 @@ class Tokenizer:
         if pad_to_multiple_of and target % pad_to_multiple_of:
             target += pad_to_multiple_of - target % pad_to_multiple_of
 
-        n = len(encodings)
-        input_ids = np.full((n, target), self.pad_token_id, dtype=np.int64)
-        type_ids = np.zeros((n, target), dtype=np.int64)
-        mask = np.zeros((n, target), dtype=np.int64)
-        offsets = np.zeros((n, target, 2), dtype=np.int64) if return_offsets_mapping else None
-        special = np.ones((n, target), dtype=np.int64) if return_special_tokens_mask else None
-        for row, enc in enumerate(encodings):
-            length = len(enc)
-            input_ids[row, :length] = enc.ids
-            type_ids[row, :length] = enc.type_ids
-            mask[row, :length] = enc.attention_mask
-            if offsets is not None:
-                offsets[row, :length] = enc.offsets
-            if special is not None:
-                special[row, :length] = enc.special_tokens_mask
-        result = {"input_ids": input_ids, "token_type_ids": type_ids, "attention_mask": mask}
-        if offsets is not None:
-            result["offset_mapping"] = offsets
-        if special is not None:
-            result["special_tokens_mask"] = special
-        if return_overflowing_tokens:
-            result["overflow_to_sample_mapping"] = np.asarray(
-                [e.overflow_to_sample for e in encodings], dtype=np.int64
-            )
-        return result
-
-
-# ---------------------------------------------------------------------- packaged data
-def _data_dir(name: str) -> Path:
-    path = Path(str(resources.files("convbert_export") / "data" / name))
-    if not path.is_dir():
-        raise InvalidInputError(
-            f"packaged data folder missing: expected {path}; reinstall convbert-export"
-        )
-    return path
-
-
-def replace_lone_surrogates(text: str) -> str:
-    """``text`` with each lone surrogate (U+D800..U+DFFF, e.g. JSON's ``"\\ud800"``) replaced by
-    U+FFFD: the same length, so character offsets into the text stay valid."""
-    return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
-
-
-def demo_vocab_dir() -> Path:
-    """Directory of the demo WordPiece vocabulary (vocab.txt, tokenizer_config.json,
-    special_tokens_map.json): 8192 ids, [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4, lowercase.
-    Made by ``tools/make_demo_vocab.py``."""
-    return _data_dir("demo_vocab")
-
-
-def validation_texts() -> list[dict[str, Any]]:
-    """The packaged validation examples (data/texts/validation.jsonl), one dict per line.
-
-    Keys per kind: ``{"text"}`` (some with ``[MASK]``), ``{"text", "text_pair"}``,
-    ``{"question", "context"}`` and ``{"prompt", "choices"}``. A fresh list every call.
-    """
-    path = _data_dir("texts") / "validation.jsonl"
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise InvalidInputError(f"{path}:{number}: not valid JSON: {exc}") from exc
-    return rows
+        return pad(encodings, target, self.pad_token_id, offsets=return_offsets_mapping,
+                   special_tokens_mask=return_special_tokens_mask, overflow=return_overflowing_tokens)
