@@ -11,7 +11,7 @@ import importlib
 from dataclasses import dataclass
 from types import ModuleType
 
-from ..errors import MissingDependencyError, UnknownNameError
+from ..errors import MissingDependencyError, lookup
 
 
 @dataclass(frozen=True)
@@ -51,12 +51,7 @@ BACKENDS: dict[str, Backend] = {
 
 def get_backend(name: str) -> Backend:
     """Look a backend up by name; a miss lists the backends that exist."""
-    try:
-        return BACKENDS[name]
-    except KeyError:
-        raise UnknownNameError(
-            f"unknown TensorRT backend {name!r}; expected one of: {', '.join(BACKENDS)}"
-        ) from None
+    return lookup(BACKENDS, name, "TensorRT backend")
 
 
 def import_backend(name: str, alternative: bool = True) -> ModuleType:

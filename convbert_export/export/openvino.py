@@ -39,7 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InvalidInputError, MissingDependencyError, UnknownNameError
+from ..errors import InvalidInputError, MissingDependencyError, lookup
 from ..progress import QUIET, Progress
 
 __all__ = ["OpenVinoVariant", "VARIANTS", "get_variant", "write_openvino_variant", "check_bf16", "pooled_head_matmuls"]
@@ -84,9 +84,7 @@ VARIANTS: dict[str, OpenVinoVariant] = {
 
 
 def get_variant(name: str) -> OpenVinoVariant:
-    if name not in VARIANTS:
-        raise UnknownNameError(f"unknown OpenVINO variant {name!r}; expected one of: {', '.join(VARIANTS)}")
-    return VARIANTS[name]
+    return lookup(VARIANTS, name, "OpenVINO variant")
 
 
 def check_bf16(variant: OpenVinoVariant, cpu=None) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError, MissingDependencyError, UnknownNameError
+from ..errors import InvalidInputError, MissingDependencyError, lookup
 from .base import ModelLimits, Runner, TensorMeta, read_manifest
 
 __all__ = ["OpenVinoSettings", "OpenVinoRunner", "IR_XML", "IR_BIN", "INFERENCE_PRECISIONS", "import_openvino",
@@ -79,18 +79,12 @@ class OpenVinoSettings:
     def __post_init__(self):
         if not isinstance(self.threads, int) or self.threads < 0:
             raise InvalidInputError(f"threads must be an int >= 0 (0 = OpenVINO's choice), got {self.threads!r}")
-        if self.inference_precision not in (None, *INFERENCE_PRECISIONS):
-            raise UnknownNameError(
-                f"unknown inference precision {self.inference_precision!r}; expected one of: "
-                f"{', '.join(INFERENCE_PRECISIONS)}"
-            )
+        if self.inference_precision is not None:
+            lookup(INFERENCE_PRECISIONS, self.inference_precision, "inference precision")
         group = self.dynamic_quantization_group_size
         if group is not None and (not isinstance(group, int) or group < 0):
             raise InvalidInputError(f"dynamic_quantization_group_size must be an int >= 0 (0 = off), got {group!r}")
-        if self.performance_hint not in PERFORMANCE_HINTS:
-            raise UnknownNameError(
-                f"unknown performance hint {self.performance_hint!r}; expected one of: {', '.join(PERFORMANCE_HINTS)}"
-            )
+        lookup(PERFORMANCE_HINTS, self.performance_hint, "performance hint")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError, MissingDependencyError, ModelLoadError, UnknownNameError, lookup
+from ..errors import InvalidInputError, MissingDependencyError, ModelLoadError, lookup
 from ..custom_ops import DOMAIN
 from .base import ModelLimits, Runner, TensorMeta, read_manifest
 
@@ -97,11 +97,7 @@ class OrtSettings:
     custom_ops: str = "if-built"
 
     def __post_init__(self):
-        if self.graph_optimization not in _OPT_LEVELS:
-            raise UnknownNameError(
-                f"unknown graph optimization level {self.graph_optimization!r}; expected one of: "
-                f"{', '.join(_OPT_LEVELS)}"
-            )
+        lookup(_OPT_LEVELS, self.graph_optimization, "graph optimization level")
         lookup(dict.fromkeys(_CUSTOM_OPS), self.custom_ops, "custom_ops mode")
         for name in ("intra_op_threads", "inter_op_threads"):
             if getattr(self, name) < 0:
