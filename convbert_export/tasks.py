@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import UnknownNameError, lookup
+from .errors import lookup
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -161,10 +161,7 @@ def get_task(name: str) -> TaskSpec:
 
 def task_for_architecture(architecture: str) -> TaskSpec:
     """The task of a transformers ``architectures`` entry (``ConvBertForMaskedLM`` -> fill-mask)."""
-    try:
-        return next(spec for spec in TASKS.values() if spec.architecture == architecture)
-    except StopIteration:
-        raise UnknownNameError(
-            f"unknown ConvBERT architecture {architecture!r}; expected one of: "
-            f"{', '.join(dict.fromkeys(spec.architecture for spec in TASKS.values()))}"
-        ) from None
+    by_architecture: dict[str, TaskSpec] = {}
+    for spec in TASKS.values():
+        by_architecture.setdefault(spec.architecture, spec)  # the first task of an architecture
+    return lookup(by_architecture, architecture, "ConvBERT architecture")
