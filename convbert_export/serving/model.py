@@ -1,4 +1,4 @@
-"""Triton Python-backend model: the thin adapter over ``convbert_export.serving.triton.TextStep``.
+"""Triton Python-backend model: the thin adapter over ``convbert_export.serving.triton_step.TextStep``.
 
 ``convbert-export triton`` copies this file into ``<name>_tokenize/1/`` and ``<name>_answer/1/``
 next to the export's manifest, config and tokenizer files; the model's ``role`` parameter in
@@ -12,7 +12,7 @@ import os
 
 import triton_python_backend_utils as pb_utils  # provided by Triton's Python backend
 
-from convbert_export.serving.triton import TextStep
+from convbert_export.serving.triton_step import TextStep
 
 
 class TritonPythonModel:
