@@ -20,7 +20,6 @@ pytest.importorskip("nncf")
 
 from convbert_export.cpu import CpuFeatures, cpu_features  # noqa: E402
 from convbert_export.errors import InvalidInputError, UnknownNameError  # noqa: E402
-from convbert_export.export import ExportSettings, ModelSource, export_tasks  # noqa: E402
 from convbert_export.export.openvino import VARIANTS, check_bf16  # noqa: E402
 from convbert_export.export.optimize import OptimizeSettings, optimize  # noqa: E402
 from convbert_export.manifest import file_checksums, load_manifest, verify_checksums, write_manifest  # noqa: E402
@@ -28,21 +27,17 @@ from convbert_export.runtime import RUNNERS, Pipeline  # noqa: E402
 from convbert_export.runtime.openvino import OpenVinoRunner, OpenVinoSettings  # noqa: E402
 from convbert_export.runtime.ort import OrtRunner, OrtSettings  # noqa: E402
 from convbert_export.validate import ValidationSettings  # noqa: E402
+from factories import demo_export  # noqa: E402
 
 GRID = ValidationSettings(batches=(1, 3), sequences=(1, 9, 0))
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory):
-    """Unvalidated demo feature-extraction exports, decomposed and custom-op."""
-    root = tmp_path_factory.mktemp("ov-exports")
-    paths = {}
-    for mode in ("decomposed", "custom-op"):
-        export_tasks(ModelSource.from_preset("demo"), ["feature-extraction"], root / mode,
-                     ExportSettings(dynamic_conv=mode, validate=False))
-        paths[mode] = root / mode
-    return paths
+def exports():
+    """Unvalidated demo feature-extraction exports, decomposed and custom-op (tests/factories.py's
+    process-wide cache: read-only, copy before editing)."""
+    return {mode: demo_export("feature-extraction", dynamic_conv=mode) for mode in ("decomposed", "custom-op")}
 
 
 @pytest.fixture(scope="module")
@@ -152,8 +147,7 @@ def test_int8_keeps_embeddings_and_the_pooled_head_float(tmp_path):
 
     from convbert_export.export.openvino import pooled_head_matmuls
 
-    source = tmp_path / "tc"
-    export_tasks(ModelSource.from_preset("demo"), ["text-classification"], source, ExportSettings(validate=False))
+    source = demo_export("text-classification")  # read-only: optimize writes to out
     out = tmp_path / "tc-int8"
     optimize(source, out, OptimizeSettings(openvino="int8", validate=False))
     model = ov.Core().read_model(str(out / "openvino_model.xml"))

@@ -8,8 +8,6 @@ built; the complementary grid (every task x both modes) runs with ``-m slow``.
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
 from convbert_export.tasks import TASKS
@@ -26,7 +24,7 @@ FAST_GRID = [
 SLOW_GRID = [(task, mode) for task in TASKS for mode in ("decomposed", "custom-op")
              if (task, mode) not in FAST_GRID]
 
-from factories import MAX_POSITIONS, tiny_model  # noqa: F401 - the one model factory
+from factories import MAX_POSITIONS, tiny_export, tiny_model  # noqa: F401 - the one model factory
 
 
 @pytest.fixture(scope="session")
@@ -47,20 +45,10 @@ class _Cache:
 
 
 @pytest.fixture(scope="session")
-def export_dir(tmp_path_factory):
-    """``export_dir(task, mode)`` -> a tiny export directory, exported once per session."""
-    import convbert_export
-
-    root = tmp_path_factory.mktemp("exports")
-
-    def make(task: str, mode: str):
-        path = root / f"{task}-{mode}"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            convbert_export.export(tiny_model(task), task, path, dynamic_conv=mode, validate=False)
-        return path
-
-    return _Cache(make)
+def export_dir():
+    """``export_dir(task, mode)`` -> a tiny export directory, exported once per test process
+    (tests/factories.py's ``tiny_export``, shared with the serving tests)."""
+    return tiny_export
 
 
 @pytest.fixture(scope="session")

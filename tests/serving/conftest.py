@@ -4,11 +4,10 @@ and a nested comparison of answers."""
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
-from factories import tiny_model  # the one-layer, 32-wide demo-vocabulary model (tests/engine)
+from factories import tiny_export  # the one export factory (shared with tests/engine)
+
 TEXTS = [
     "a fine movie with a good story",
     "the weather in paris was grey",
@@ -18,23 +17,10 @@ TEXTS = [
 
 
 @pytest.fixture(scope="session")
-def serving_export(tmp_path_factory):
-    """``serving_export(task)`` -> a tiny exact-padding export directory (cached per session)."""
-    import convbert_export
-
-    root = tmp_path_factory.mktemp("serving-exports")
-    cache: dict[str, object] = {}
-
-    def get(task: str):
-        if task not in cache:
-            path = root / task
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                convbert_export.export(tiny_model(task), task, path, validate=False)
-            cache[task] = path
-        return cache[task]
-
-    return get
+def serving_export():
+    """``serving_export(task)`` -> a tiny exact-padding export directory named ``task``, exported
+    once per test process (tests/factories.py's ``tiny_export``, shared with the engine tests)."""
+    return tiny_export
 
 
 def records_for(task: str) -> list[dict]:
