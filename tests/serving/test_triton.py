@@ -323,24 +323,17 @@ def test_a_python_step_refuses_files_that_do_not_match_the_manifest(repo, tmp_pa
 def test_a_custom_op_export_carries_its_library_and_model_operations(tmp_path):
     """The DynamicConv library is copied into the version folder, model_operations points at it
     under the mount, and the model there runs with that library registered."""
-    import warnings
-
     import onnx
     import onnxruntime as ort
 
-    import convbert_export
     from convbert_export import custom_ops
     from convbert_export.fileio import sha256_file
     from convbert_export.serving.triton import TritonSettings, write_repository
-    from factories import tiny_model
+    from factories import tiny_export
 
     custom_ops.fetch_ort_headers()  # the project's own header step, as tests/test_custom_ops.py
     library = custom_ops.library_path()
-    export = tmp_path / "custom"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        convbert_export.export(tiny_model("text-classification"), "text-classification", export,
-                               dynamic_conv="custom-op", validate=False)
+    export = tiny_export("text-classification", "custom-op")  # read-only: the writer copies from it
     repo = write_repository([export], tmp_path / "repo", TritonSettings(name="clf", repository_mount="/srv/models"))
     config = parse_config(repo.path / "clf" / "config.pbtxt")
     assert list(config.model_operations.op_library_filename) == [f"/srv/models/clf/1/{library.name}"]
