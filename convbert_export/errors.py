@@ -11,6 +11,7 @@ Messages follow one shape: what failed, "expected X, got Y", and the fix or the 
 from __future__ import annotations
 
 import contextlib
+import numbers
 
 
 class ConvBertExportError(Exception):
@@ -87,6 +88,13 @@ class ModelLoadError(InvalidInputError):
     def __init__(self, message: str, reason: str = ""):
         super().__init__(message)
         self.reason = reason
+
+
+def check_int(name: str, value, minimum: int, note: str = "") -> None:
+    """Refuse ``value`` unless it is an int (numpy ints too, bool never: ``threads=True`` is a
+    mistake, not 1) of at least ``minimum``; one message shape for every integer setting."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        raise InvalidInputError(f"{name} must be an int >= {minimum}{note}, got {value!r}")
 
 
 def lookup(registry, name, what: str):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, check_int
 from ..progress import QUIET, Progress
 from . import metrics as M
 from .data import BadRow, read_rows
@@ -56,10 +56,8 @@ class EvaluationSettings:
     seed: int = 0
 
     def __post_init__(self):
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise InvalidInputError(f"batch_size must be an int >= 1, got {self.batch_size!r}")
-        if not isinstance(self.resamples, int) or self.resamples < 0:
-            raise InvalidInputError(f"resamples must be an int >= 0, got {self.resamples!r}")
+        check_int("batch_size", self.batch_size, 1)
+        check_int("resamples", self.resamples, 0)
         if not 0 < self.confidence < 1:
             raise InvalidInputError(f"confidence must be within (0, 1), got {self.confidence!r}")
         if self.limit is not None and self.limit < 1:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError, MissingDependencyError, lookup
+from ..errors import InvalidInputError, MissingDependencyError, check_int, lookup
 from .base import ModelLimits, Runner, TensorMeta, read_manifest
 
 __all__ = ["OpenVinoSettings", "OpenVinoRunner", "IR_XML", "IR_BIN", "INFERENCE_PRECISIONS", "import_openvino",
@@ -77,13 +77,12 @@ class OpenVinoSettings:
     performance_hint: str = "LATENCY"
 
     def __post_init__(self):
-        if not isinstance(self.threads, int) or self.threads < 0:
-            raise InvalidInputError(f"threads must be an int >= 0 (0 = OpenVINO's choice), got {self.threads!r}")
+        check_int("threads", self.threads, 0, " (0 = OpenVINO's choice)")
         if self.inference_precision is not None:
             lookup(INFERENCE_PRECISIONS, self.inference_precision, "inference precision")
         group = self.dynamic_quantization_group_size
-        if group is not None and (not isinstance(group, int) or group < 0):
-            raise InvalidInputError(f"dynamic_quantization_group_size must be an int >= 0 (0 = off), got {group!r}")
+        if group is not None:
+            check_int("dynamic_quantization_group_size", group, 0, " (0 = off)")
         lookup(PERFORMANCE_HINTS, self.performance_hint, "performance hint")
 
 

@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 from ray import serve
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, check_int
 
 __all__ = ["RaySettings", "ConvBertModel", "ConvBertIngress", "build_app", "start_local", "serve_forever"]
 
@@ -74,13 +74,10 @@ class RaySettings:
 
     def __post_init__(self):
         for key in ("replicas", "max_batch_size", "max_ongoing", "max_records"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise InvalidInputError(f"{key} must be an int >= 1, got {value!r}")
-        if self.max_queued is not None and (not isinstance(self.max_queued, int) or self.max_queued < 1):
-            raise InvalidInputError(f"max_queued must be an int >= 1 (or None), got {self.max_queued!r}")
-        if not isinstance(self.threads, int) or self.threads < 0:
-            raise InvalidInputError(f"threads must be an int >= 0, got {self.threads!r}")
+            check_int(key, getattr(self, key), 1)
+        if self.max_queued is not None:
+            check_int("max_queued", self.max_queued, 1, " (or None)")
+        check_int("threads", self.threads, 0)
         if not 0 <= self.batch_wait_ms <= 10_000:
             raise InvalidInputError(f"batch_wait_ms must be in [0, 10000], got {self.batch_wait_ms!r}")
         if self.num_cpus < 0:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidInputError, MissingDependencyError
+from ..errors import InvalidInputError, MissingDependencyError, check_int
 from ..manifest import Manifest
 from .triton_step import ANSWER_OUTPUT, TEXT_INPUT
 
@@ -57,11 +57,8 @@ class TritonSettings:
 
     def __post_init__(self):
         for key in ("max_batch_size", "instances", "max_queue_size"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise InvalidInputError(f"{key} must be an int >= 1, got {value!r}")
-        if not isinstance(self.max_queue_delay_us, int) or self.max_queue_delay_us < 0:
-            raise InvalidInputError(f"max_queue_delay_us must be an int >= 0, got {self.max_queue_delay_us!r}")
+            check_int(key, getattr(self, key), 1)
+        check_int("max_queue_delay_us", self.max_queue_delay_us, 0)
         if self.kind not in KINDS:
             raise InvalidInputError(f"unknown kind {self.kind!r}; expected one of: {', '.join(KINDS)}")
         if self.name is not None and not _NAME.match(self.name):

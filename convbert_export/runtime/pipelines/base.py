@@ -42,7 +42,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ...batching import pad_sequences, plan_batches
-from ...errors import InvalidInputError, RequestError, UnknownNameError
+from ...errors import InvalidInputError, RequestError, UnknownNameError, check_int
 from ...tasks import TaskSpec, get_task
 from ...tokenization import Encoding, Tokenizer, replace_lone_surrogates
 from ..base import Runner, nonfinite_rows, read_manifest
@@ -84,8 +84,7 @@ class Pipeline:
         batch_size: int = 8,
         max_input_chars: int = DEFAULT_MAX_INPUT_CHARS,
     ):
-        if not _is_int(batch_size) or batch_size < 1:
-            raise InvalidInputError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        check_int("batch_size", batch_size, 1)
         self.export_dir = Path(export_dir)
         self.manifest = read_manifest(self.export_dir)
         self.config = _read_json(self.export_dir / "config.json") or {}
