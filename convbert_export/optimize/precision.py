@@ -14,7 +14,8 @@ from .settings import OptimizeSettings
 
 # int8 leaves these ops float (normalization, softmax, the embedding Gather, the classifier
 # Gemm, the dynamic convolution); the report names them with what else stays float
-INT8_KEEP_FLOAT = ("Gather", "LayerNormalization", "SkipLayerNormalization", "Softmax", "Gemm", "DynamicConv")
+INT8_KEEP_FLOAT = ("Gather", "LayerNormalization", "SkipLayerNormalization", "InstanceNormalization", "Softmax", "Gemm",
+                   "DynamicConv")
 INT8_KEPT_FLOAT_REPORT = [*INT8_KEEP_FLOAT[:-1], "dynamic convolution", "activation x activation MatMul"]
 
 

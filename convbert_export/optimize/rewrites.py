@@ -4,6 +4,8 @@ apply), and ONNX Runtime's transformer optimizer.
 * :class:`PointwiseConvToMatMul`: the separable convolution's 1x1 half as a MatMul (quantizable).
 * :class:`PackProjections`: MatMuls reading the same tensor as one wide MatMul + Split.
 * :class:`AttentionToMha`: the self-attention half as ``com.microsoft::MultiHeadAttention``.
+* :class:`LayerNormAsInstanceNorm`: (Skip)LayerNormalization as InstanceNormalization over
+  (rows, 1, hidden) + Mul + Add, for ONNX Runtime's CPU provider (see the class).
 
 The functions of the same names (``pointwise_conv_to_matmul(model) -> count`` ...) apply them.
 """
@@ -224,6 +226,84 @@ class AttentionToMha(Fusion):
     def finish(self, model: onnx.ModelProto) -> None:
         if not any(o.domain == MS_DOMAIN for o in model.opset_import):
             model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
+
+
+class LayerNormAsInstanceNorm(Fusion):
+    """Rewrite ``LayerNormalization`` and ``com.microsoft::SkipLayerNormalization`` (last axis,
+    constant 1-D gamma/beta) as ``Add(Mul(Reshape(InstanceNormalization(Reshape(x, (-1, 1,
+    hidden)), 1, 0), shape(x)), gamma), beta)``, the skip and bias inputs as plain Adds first.
+
+    Why: ONNX Runtime's CPU kernels for both ops (``layer_norm_impl.cc``, 1.32) walk each row
+    with a scalar loop: a serial float sum and a division per element. Measured on 2 EPYC
+    cores (``tools/bench_layernorm.py``), 128 x 768, 2 threads: SkipLayerNormalization 392 us per call,
+    the rewrite 70 us; conv-bert-base int8 at 1x128 went from ~28 to ~24 ms.
+    InstanceNormalization is a standard op with a two-pass (mean, then centred variance)
+    vectorized kernel, so the result stays within float rounding of the fused op.
+
+    Only nodes whose mean / inverse-std outputs are unused are rewritten; SkipLayerNormalization's
+    fourth output (input + skip + bias) becomes the name of the sum the rewrite computes.
+    """
+
+    anchors = ("LayerNormalization", "SkipLayerNormalization")
+
+    def apply(self, model: onnx.ModelProto) -> int:
+        self._shared: dict[str, str] = {}
+        return super().apply(model)
+
+    def match(self, g: _Graph, node):
+        used = [bool(name) and (name in g.consumers or name in g.outputs) for name in node.output]
+        skip = node.op_type == "SkipLayerNormalization"
+        if skip and node.domain != MS_DOMAIN or not skip and node.domain not in ("", "ai.onnx"):
+            return None
+        if any(used[1:3]) or (not skip and _attr(node, "axis", -1) != -1):
+            return None
+        gamma_at, beta_at = (2, 3) if skip else (1, 2)
+        gamma = g.const(node.input[gamma_at]) if len(node.input) > gamma_at else None
+        beta = g.const(node.input[beta_at]) if len(node.input) > beta_at and node.input[beta_at] else None
+        if gamma is None or gamma.ndim != 1 or gamma.dtype != np.float32:
+            return None
+        if (len(node.input) > beta_at and node.input[beta_at]) and (beta is None or beta.shape != gamma.shape):
+            return None
+        return node, skip, gamma.shape[0], used
+
+    def _const(self, g: _Graph, key: str, array: np.ndarray) -> str:
+        if key not in self._shared:
+            self._shared[key] = g.add_initializer(array, "ln")
+        return self._shared[key]
+
+    def fuse(self, g: _Graph, match):
+        node, skip, hidden, used = match
+        eps = float(_attr(node, "epsilon", 1e-12 if skip else 1e-5))
+        new = []
+        x = node.input[0]
+        if skip:
+            terms = [node.input[1]] + ([node.input[4]] if len(node.input) > 4 and node.input[4] else [])
+            for index, term in enumerate(terms):
+                last = index == len(terms) - 1
+                out = node.output[3] if last and len(used) > 3 and used[3] else g.fresh("ln_sum")
+                new.append(helper.make_node("Add", [x, term], [out], name=g.fresh("ln_skip_add")))
+                x = out
+        rows = self._const(g, f"rows{hidden}", np.array([-1, 1, hidden], dtype=np.int64))
+        one = self._const(g, "one", np.ones(1, dtype=np.float32))
+        zero = self._const(g, "zero", np.zeros(1, dtype=np.float32))
+        shape, flat, normed, back, scaled = (g.fresh(stem) for stem in ("ln_shape", "ln_rows", "ln_norm", "ln_back", "ln_scaled"))
+        gamma_at, beta_at = (2, 3) if skip else (1, 2)
+        has_beta = len(node.input) > beta_at and bool(node.input[beta_at])
+        new += [
+            helper.make_node("Shape", [x], [shape], name=g.fresh("ln_shape")),
+            helper.make_node("Reshape", [x, rows], [flat], name=g.fresh("ln_reshape")),
+            helper.make_node("InstanceNormalization", [flat, one, zero], [normed], epsilon=eps, name=g.fresh("ln_instance_norm")),
+            helper.make_node("Reshape", [normed, shape], [back], name=g.fresh("ln_reshape_back")),
+            helper.make_node("Mul", [back, node.input[gamma_at]], [scaled if has_beta else node.output[0]], name=g.fresh("ln_gamma")),
+        ]
+        if has_beta:
+            new.append(helper.make_node("Add", [scaled, node.input[beta_at]], [node.output[0]], name=g.fresh("ln_beta")))
+        return new, node, [node]
+
+
+def layernorm_as_instancenorm(model: onnx.ModelProto) -> int:
+    """Apply :class:`LayerNormAsInstanceNorm`; returns the number of rewritten normalizations."""
+    return LayerNormAsInstanceNorm().apply(model)
 
 
 def pointwise_conv_to_matmul(model: onnx.ModelProto) -> int:

@@ -17,7 +17,13 @@ from ..fileio import atomic_directory, check_no_overlap
 from ..manifest import UNCHECKED, Manifest, file_checksums, load_manifest, verify_checksums, write_manifest
 from ..progress import QUIET, Progress
 from .precision import _name_nodes, calibration_feeds, quantize_int8_dynamic, quantize_int8_static, to_fp16
-from .rewrites import attention_to_mha, ort_transformer_fusions, pack_projections, pointwise_conv_to_matmul
+from .rewrites import (
+    attention_to_mha,
+    layernorm_as_instancenorm,
+    ort_transformer_fusions,
+    pack_projections,
+    pointwise_conv_to_matmul,
+)
 from .settings import MODEL_FILES, MS_DOMAIN, OptimizeResult, OptimizeSettings
 
 
@@ -39,6 +45,9 @@ def optimize_model_proto(model: onnx.ModelProto, settings: OptimizeSettings) -> 
         model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
     steps.append({"step": "ort-transformer-optimizer", "tool": "onnxruntime.transformers.optimizer",
                   "model_type": "bert", "fusions": stats})
+    if settings.instance_norm and not settings.fp16:
+        count = layernorm_as_instancenorm(model)
+        steps.append({"step": "layernorm-as-instancenorm", "tool": "convbert_export", "rewritten": count})
     return model, steps
 
 

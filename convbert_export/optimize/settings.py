@@ -23,6 +23,10 @@ class OptimizeSettings:
         attention: fuse the attention half into ``com.microsoft::MultiHeadAttention``.
         pack: merge the projections that read the same tensor (query, key, value, conv_out)
             into one wide MatMul + Split.
+        instance_norm: rewrite (Skip)LayerNormalization as InstanceNormalization + Mul + Add
+            (ONNX Runtime's CPU LayerNorm kernels are scalar: 4-6x slower on 128 x 768; see
+            ``optimize.rewrites.LayerNormAsInstanceNorm``). Not applied to fp16 variants (GPUs,
+            whose fused kernels are fast).
         int8: ``None``, ``"dynamic"`` (weights int8, activations quantized per call) or
             ``"static"`` (QDQ with calibrated activation ranges).
         fp16: float16 weights and activations (for GPUs); exclusive with ``int8``.
@@ -44,6 +48,7 @@ class OptimizeSettings:
     fuse: bool = True
     attention: bool = True
     pack: bool = True
+    instance_norm: bool = True
     int8: str | None = None
     fp16: bool = False
     openvino: str | None = None
