@@ -277,7 +277,9 @@ class LayerNormAsInstanceNorm(Fusion):
         new = []
         x = node.input[0]
         if skip:
-            terms = [node.input[1]] + ([node.input[4]] if len(node.input) > 4 and node.input[4] else [])
+            # the bias first: x is usually a MatMul's output, and ONNX Runtime folds a constant
+            # bias Add into the MatMul before it (DynamicQuantizeMatMul, Gemm)
+            terms = ([node.input[4]] if len(node.input) > 4 and node.input[4] else []) + [node.input[1]]
             for index, term in enumerate(terms):
                 last = index == len(terms) - 1
                 out = node.output[3] if last and len(used) > 3 and used[3] else g.fresh("ln_sum")
