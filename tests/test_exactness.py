@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import reference_model
-from reference_model.presets import demo_vocab_size, initialize_weights
+from factories import seeded_model
+from reference_model.presets import demo_vocab_size
 
 
 def _tiny(cls_name: str, **changes):
@@ -20,9 +21,7 @@ def _tiny(cls_name: str, **changes):
         **dict(vocab_size=demo_vocab_size(), embedding_size=32, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                intermediate_size=48, conv_kernel_size=5, max_position_embeddings=40, pad_token_id=0,
                architectures=[cls_name]), **changes})
-    model = getattr(reference_model, cls_name)(config)
-    initialize_weights(model, config.initializer_range, torch.Generator().manual_seed(3))
-    return model.eval()
+    return seeded_model(config, seed=3)
 
 
 @pytest.fixture(scope="module")

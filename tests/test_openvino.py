@@ -27,7 +27,7 @@ from convbert_export.runtime import RUNNERS, Pipeline  # noqa: E402
 from convbert_export.runtime.openvino import OpenVinoRunner, OpenVinoSettings  # noqa: E402
 from convbert_export.runtime.ort import OrtRunner, OrtSettings  # noqa: E402
 from convbert_export.validate import ValidationSettings  # noqa: E402
-from factories import demo_export  # noqa: E402
+from factories import demo_export, optimized_export  # noqa: E402
 
 GRID = ValidationSettings(batches=(1, 3), sequences=(1, 9, 0))
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,8 +136,7 @@ def test_int8_variant_passes_the_gates_and_keeps_exact_batching(exports, int8_di
         exact = _alone_vs_batched(runner, feeds, lengths)
     assert exact <= 1e-5, f"a text alone vs in a padded batch differs by {exact}"
     # ONNX Runtime's dynamic int8 (one activation scale per batch) does depend on batch-mates
-    ort_int8 = out.parent / "ort-int8"
-    optimize(exports["decomposed"], ort_int8, OptimizeSettings(int8="dynamic", validate=False))
+    ort_int8 = optimized_export("feature-extraction", int8="dynamic")  # exports["decomposed"], int8
     with OrtRunner(ort_int8) as runner:
         assert _alone_vs_batched(runner, feeds, lengths) > 10 * max(exact, 1e-6)
 

@@ -1,4 +1,5 @@
-"""Demo-preset exports (no validation: evaluate is what is tested), built once per session."""
+"""Demo-preset exports for evaluate (no validation: evaluate is what is tested), from
+tests/factories.py's process-wide cache."""
 
 from __future__ import annotations
 
@@ -11,36 +12,26 @@ pytest.importorskip("sklearn")
 
 
 class DemoExports:
-    def __init__(self, root):
-        self.root = root
-        self._cache = {}
+    """``get(task)``: the demo export (directory named ``task``); ``int8(task)``: its dynamic-int8
+    variant (directory named ``<task>-int8``). Both are the factories' cached exports."""
 
     def get(self, task: str):
-        if task not in self._cache:
-            import reference_model
-            from convbert_export.export import export
+        from factories import demo_export
 
-            model = reference_model.from_preset("demo", task, seed=0)
-            export(model, task, self.root / task, validate=False)
-            self._cache[task] = self.root / task
-        return self._cache[task]
+        return demo_export(task)
 
     def int8(self, task: str):
-        key = f"{task}-int8"
-        if key not in self._cache:
-            from convbert_export.export.optimize import OptimizeSettings, optimize
+        from factories import optimized_export
 
-            optimize(self.get(task), self.root / key, OptimizeSettings(int8="dynamic", validate=False))
-            self._cache[key] = self.root / key
-        return self._cache[key]
+        return optimized_export(task, int8="dynamic")
 
 
 @pytest.fixture(scope="session")
-def demo_exports(tmp_path_factory):
+def demo_exports():
     import torch
 
     torch.set_num_threads(1)
-    return DemoExports(tmp_path_factory.mktemp("evaluate"))
+    return DemoExports()
 
 
 def write_jsonl(path, rows):

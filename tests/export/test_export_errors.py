@@ -9,7 +9,7 @@ from convbert_export.errors import InvalidInputError, UnknownNameError
 from convbert_export.export import ExportSettings, ModelSource, export_tasks
 from convbert_export.tasks import TASKS
 
-from export_helpers import GROUPED, make_model
+from factories import GROUPED, make_model
 
 
 def test_unknown_task_lists_the_tasks(tmp_path, capsys):

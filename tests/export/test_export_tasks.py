@@ -14,7 +14,8 @@ from convbert_export.manifest import load_manifest, verify_checksums
 from convbert_export.tasks import TASKS
 from convbert_export.tokenization import demo_vocab_dir
 
-from export_helpers import BASE, FAST_GRID, GROUPED, make_model
+from export_helpers import FAST_GRID
+from factories import BASE, GROUPED, make_model
 
 TASK_NAMES = list(TASKS)
 

@@ -8,7 +8,8 @@ import pytest
 from convbert_export.export import ExportSettings, ModelSource, export_tasks
 from convbert_export.tasks import TASKS
 
-from export_helpers import FAST_GRID, GROUPED
+from export_helpers import FAST_GRID
+from factories import GROUPED
 
 # transformers' class for each task: the architecture the task registry names
 HF_CLASSES = {name: spec.architecture for name, spec in TASKS.items()}

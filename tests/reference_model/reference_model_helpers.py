@@ -1,40 +1,11 @@
-"""Tiny configs, inputs and the transformers twin of a reference model."""
+"""The oracle side of the reference-model parity tests: padded inputs and the transformers twin
+of a reference model (the models themselves come from tests/factories.py)."""
 
 from __future__ import annotations
 
 import torch
 
 from reference_model import ConvBertConfig
-
-# name -> ConvBertConfig kwargs; each exercises a different branch of the model.
-TINY_CONFIGS: dict[str, dict] = {
-    # base-shaped but tiny: E == H, one group, 4 heads // head_ratio 2 = 2 heads
-    "base": dict(vocab_size=99, embedding_size=32, hidden_size=32, num_hidden_layers=2,
-                 num_attention_heads=4, intermediate_size=37, conv_kernel_size=9,
-                 max_position_embeddings=64, pad_token_id=0),
-    # embeddings_project (E != H) and GroupedLinearLayer (num_groups 2)
-    "grouped": dict(vocab_size=99, embedding_size=16, hidden_size=48, num_hidden_layers=2,
-                    num_attention_heads=4, intermediate_size=64, num_groups=2, conv_kernel_size=5,
-                    max_position_embeddings=64, pad_token_id=0, hidden_act="gelu_new"),
-    # num_attention_heads // head_ratio < 1: a single head
-    "single_head": dict(vocab_size=99, embedding_size=24, hidden_size=24, num_hidden_layers=2,
-                        num_attention_heads=1, head_ratio=2, intermediate_size=40, conv_kernel_size=3,
-                        max_position_embeddings=64, pad_token_id=1, hidden_act="relu"),
-}
-
-
-def tiny_config(name: str = "base", **changes) -> ConvBertConfig:
-    return ConvBertConfig(**{**TINY_CONFIGS[name], **changes})
-
-
-@torch.no_grad()
-def randomize(model: torch.nn.Module, seed: int = 0, std: float = 0.2) -> torch.nn.Module:
-    """Draw every parameter at random (LayerNorm weights around 1) so outputs are far from trivial."""
-    generator = torch.Generator().manual_seed(seed)
-    for name, param in model.named_parameters():
-        noise = torch.randn(param.shape, generator=generator) * std
-        param.copy_(1.0 + noise if name.endswith("LayerNorm.weight") else noise)
-    return model
 
 
 def make_inputs(config: ConvBertConfig, batch: int = 3, seq: int = 12, choices: int | None = None,

@@ -10,7 +10,8 @@ from safetensors.torch import load_file, save_file
 
 import reference_model as rm
 from reference_model.errors import CheckpointError, ConfigError, UnknownNameError
-from reference_model_helpers import hf_twin, make_inputs, randomize, tiny_config
+from factories import randomize, tiny_config
+from reference_model_helpers import hf_twin, make_inputs
 
 
 def _same_outputs(a, b, inputs, atol=1e-6):

@@ -7,7 +7,8 @@ import torch
 
 import reference_model as rm
 from convbert_export.tasks import TASKS
-from reference_model_helpers import TINY_CONFIGS, hf_twin, make_inputs, randomize, tiny_config
+from factories import TINY_CONFIGS, randomize, tiny_config
+from reference_model_helpers import hf_twin, make_inputs
 
 ATOL = 1e-5
 

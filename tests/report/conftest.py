@@ -9,18 +9,15 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def validated_export(tmp_path_factory):
-    """The demo text-classification head exported with validation: export writes validation.html."""
-    import reference_model
+def validated_export():
+    """The demo text-classification head exported with validation: export writes validation.html
+    (tests/factories.py's cached ``demo_export(..., validation=...)``; read-only)."""
     import torch
-    from convbert_export.export import export
     from convbert_export.validate import ValidationSettings
+    from factories import demo_export
 
     torch.set_num_threads(1)
-    model = reference_model.from_preset("demo", "text-classification", seed=0)
-    out = tmp_path_factory.mktemp("report") / "clf"
-    export(model, "text-classification", out, validation=ValidationSettings(batches=(1, 3), sequences=(1, 9, 40)))
-    return out
+    return demo_export("text-classification", validation=ValidationSettings(batches=(1, 3), sequences=(1, 9, 40)))
 
 
 @pytest.fixture(scope="session")

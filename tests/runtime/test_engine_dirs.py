@@ -29,12 +29,10 @@ def dirs(tmp_path_factory):
     """(export_dir, engine_dir): a tiny text-classification export by the project exporter
     (exact padding, the test vocabulary) and its TensorRT-for-RTX engine with one profile."""
     pytest.importorskip("tensorrt_rtx", reason="TensorRT for RTX is not installed (pip install tensorrt-rtx)")
-    import torch
-
     import convbert_export
     import reference_model
     from convbert_export.engine import EngineSettings, build_engine, parse_profile
-    from reference_model.presets import initialize_weights
+    from factories import seeded_model
 
     config = reference_model.ConvBertConfig(
         vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
@@ -42,9 +40,7 @@ def dirs(tmp_path_factory):
         head_ratio=2, type_vocab_size=2, pad_token_id=0, architectures=["ConvBertForSequenceClassification"],
         id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1},
     )
-    model = reference_model.ConvBertForSequenceClassification(config)
-    initialize_weights(model, config.initializer_range, torch.Generator().manual_seed(0))
-    model.eval()
+    model = seeded_model(config)
     root = tmp_path_factory.mktemp("engine-dirs")
     save_tokenizer(root / "tokenizer")
     export = root / "export"

@@ -232,11 +232,9 @@ def test_predict_cli_reads_stdin_and_writes_output_atomically(artifacts, tmp_pat
 @pytest.fixture(scope="module")
 def exact_export(tmp_path_factory):
     """A tiny reference model exported by the project's exporter with padding "exact"."""
-    import torch
-
     import convbert_export
     import reference_model
-    from reference_model.presets import initialize_weights
+    from factories import seeded_model
 
     from .conftest import save_tokenizer
 
@@ -245,9 +243,7 @@ def exact_export(tmp_path_factory):
         intermediate_size=64, max_position_embeddings=64, embedding_size=32, conv_kernel_size=5,
         head_ratio=2, type_vocab_size=2, pad_token_id=0, architectures=["ConvBertModel"],
     )
-    model = reference_model.ConvBertModel(config)
-    initialize_weights(model, config.initializer_range, torch.Generator().manual_seed(0))
-    model.eval()
+    model = seeded_model(config)
     tokenizer_dir = tmp_path_factory.mktemp("tok")
     save_tokenizer(tokenizer_dir)
     out = tmp_path_factory.mktemp("exact") / "export"
