@@ -12,7 +12,7 @@ import pytest
 
 from convbert_export.cli import EXIT_INTERNAL, main
 from convbert_export.errors import InvalidInputError
-from demo_exports import demo_export
+from factories import demo_export
 
 
 def _run(capsys, *args) -> tuple[int, str, str]:

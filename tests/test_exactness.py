@@ -114,7 +114,7 @@ def test_manifest_pad_id_is_the_tokenizers(tmp_path):
 def test_exported_tokenizer_max_length_is_capped(tmp_path, transformers):
     import onnxruntime as ort
 
-    from demo_exports import demo_export
+    from factories import demo_export
 
     export = demo_export("text-classification")
     config = json.loads((export / "tokenizer_config.json").read_text(encoding="utf-8"))

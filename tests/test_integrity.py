@@ -26,7 +26,7 @@ def _cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def demo_export() -> Path:
-    from demo_exports import demo_export as cached
+    from factories import demo_export as cached
 
     return cached("text-classification")
 

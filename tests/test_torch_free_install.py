@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from demo_exports import demo_export
+from factories import demo_export
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -231,9 +231,10 @@ def test_a_head_exported_as_another_task_is_refused(tmp_path):
     with pytest.raises(InvalidInputError, match="is a ConvBertForSequenceClassification, but fill-mask needs ConvBertForMaskedLM"):
         export(classifier, "fill-mask", tmp_path / "wrong", validate=False)
     assert not (tmp_path / "wrong").exists()
-    export(reference_model.from_preset("demo", "fill-mask"), "fill-mask", tmp_path / "mlm", validate=False)
+    from factories import demo_export
+
     with pytest.raises(InvalidInputError, match="is a ConvBertForSequenceClassification, but fill-mask needs ConvBertForMaskedLM"):
-        validate(tmp_path / "mlm", classifier)
+        validate(demo_export("fill-mask"), classifier)  # refused before anything is written
 
 
 def test_export_of_a_several_headed_checkpoint_writes_nothing(tmp_path):
