@@ -25,8 +25,9 @@ class TaskSpec:
         name: the task name (``text-classification``...).
         architecture: the reference_model class (and transformers' ``architectures`` entry).
         outputs: output name -> dynamic axis names, in graph order.
-        agreement: the task-level metric validation reports: ``cosine`` (hidden states),
-            ``topk`` (fill-mask top-5), ``argmax`` (classification logits), ``span`` (QA start/end).
+        agreement: the task-level metric validation reports, a name in
+            ``validate.compare.AGREEMENT_METRICS``: ``cosine`` (hidden states), ``topk``
+            (fill-mask top-5), ``argmax`` (classification logits), ``span`` (QA start/end).
         multiple_choice: inputs carry a ``num_choices`` axis: (batch, num_choices, sequence).
         atol, rtol: default fp32 tolerances against the reference.
         record_fields: the JSON fields of one input (``predict`` records, the packaged

@@ -38,6 +38,14 @@ def test_lookup_misses_list_what_exists():
         task_for_architecture("BertForMaskedLM")
 
 
+def test_every_task_names_an_agreement_metric_and_a_miss_lists_them():
+    from convbert_export.validate.compare import AGREEMENT_METRICS, Agreement
+
+    assert {spec.agreement for spec in TASKS.values()} <= set(AGREEMENT_METRICS)
+    with pytest.raises(UnknownNameError, match="unknown agreement metric 'bleu'; expected one of: cosine, topk, argmax, span"):
+        Agreement("bleu")
+
+
 def _collected(*paths: str) -> list[str]:
     """The test ids pytest collects from ``paths`` (what actually runs, not what a file says)."""
     import subprocess

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import lookup
+
 # the |diff| histogram: 20 log-spaced bins per decade from 1e-12 to 1e4 (smaller and larger
 # differences land in the end bins; exact zeros are counted apart)
 HIST_LOW, HIST_PER_DECADE = -12, 20
@@ -156,6 +158,9 @@ class Agreement:
     # cases whose outputs held NaN/Inf: not counted, and then no rate is reported at all
     nonfinite: int = 0
 
+    def __post_init__(self):
+        agreement_metric(self.metric)  # an unknown metric fails before any case runs
+
     @property
     def rate(self) -> float:
         if self.nonfinite:
@@ -184,46 +189,71 @@ def cosine_rows(got: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 
 def update_agreement(agreement: Agreement, task_metric: str, got: dict, ref: dict, token_mask: np.ndarray | None) -> None:
-    """Add one case to ``agreement``.
+    """Add one case to ``agreement`` through the metric ``task_metric`` names (:data:`AGREEMENT_METRICS`).
 
     ``token_mask`` (batch, sequence) selects real tokens for per-token outputs. A case whose
     outputs hold NaN or Inf is counted in ``agreement.nonfinite`` instead (argmax of NaN means
     nothing).
     """
+    metric = agreement_metric(task_metric)
     if any(not np.isfinite(np.asarray(v)).all() for d in (got, ref) for v in d.values()
            if np.issubdtype(np.asarray(v).dtype, np.floating)):
         agreement.nonfinite += 1
         return
-    if task_metric == "cosine":
-        g, r = got["last_hidden_state"], ref["last_hidden_state"]
+    metric(agreement, got, ref, token_mask)
+
+
+def _count(agreement: Agreement, same: np.ndarray) -> None:
+    agreement.agree += int(same.sum())
+    agreement.total += int(same.size)
+
+
+def cosine_agreement(agreement: Agreement, got: dict, ref: dict, token_mask) -> None:
+    """Hidden-state cosine of every real token's vector (``last_hidden_state``)."""
+    g, r = got["last_hidden_state"], ref["last_hidden_state"]
+    if token_mask is not None:
+        g, r = g[token_mask], r[token_mask]
+    agreement.cosines.extend(cosine_rows(g, r).tolist())
+
+
+def topk_agreement(agreement: Agreement, got: dict, ref: dict, token_mask) -> None:
+    """The same top-5 ids (as a set) at every real token (fill-mask ``logits``)."""
+    g, r = got["logits"], ref["logits"]
+    if token_mask is not None:
+        g, r = g[token_mask], r[token_mask]
+    k = min(5, g.shape[-1])
+    top_g = np.sort(np.argpartition(-g, k - 1, axis=-1)[..., :k], axis=-1)
+    top_r = np.sort(np.argpartition(-r, k - 1, axis=-1)[..., :k], axis=-1)
+    _count(agreement, np.all(top_g == top_r, axis=-1))
+
+
+def argmax_agreement(agreement: Agreement, got: dict, ref: dict, token_mask) -> None:
+    """The same argmax of ``logits`` per row (per real token for (batch, sequence, labels) logits)."""
+    g, r = got["logits"], ref["logits"]
+    if g.ndim == 3 and token_mask is not None:  # token classification
+        g, r = g[token_mask], r[token_mask]
+    _count(agreement, g.argmax(-1) == r.argmax(-1))
+
+
+def span_agreement(agreement: Agreement, got: dict, ref: dict, token_mask) -> None:
+    """The same start and the same end position (over real tokens) of a question-answering span."""
+    for name in ("start_logits", "end_logits"):
+        g, r = got[name], ref[name]
         if token_mask is not None:
-            g, r = g[token_mask], r[token_mask]
-        agreement.cosines.extend(cosine_rows(g, r).tolist())
-    elif task_metric == "topk":
-        g, r = got["logits"], ref["logits"]
-        if token_mask is not None:
-            g, r = g[token_mask], r[token_mask]
-        k = min(5, g.shape[-1])
-        top_g = np.sort(np.argpartition(-g, k - 1, axis=-1)[..., :k], axis=-1)
-        top_r = np.sort(np.argpartition(-r, k - 1, axis=-1)[..., :k], axis=-1)
-        same = np.all(top_g == top_r, axis=-1)
-        agreement.agree += int(same.sum())
-        agreement.total += int(same.size)
-    elif task_metric == "argmax":
-        g, r = got["logits"], ref["logits"]
-        if g.ndim == 3 and token_mask is not None:  # token classification
-            g, r = g[token_mask], r[token_mask]
-        same = g.argmax(-1) == r.argmax(-1)
-        agreement.agree += int(same.sum())
-        agreement.total += int(same.size)
-    elif task_metric == "span":
-        for name in ("start_logits", "end_logits"):
-            g, r = got[name], ref[name]
-            if token_mask is not None:
-                big = np.finfo(np.float32).max
-                g, r = np.where(token_mask, g, -big), np.where(token_mask, r, -big)
-            same = g.argmax(-1) == r.argmax(-1)
-            agreement.agree += int(same.sum())
-            agreement.total += int(same.size)
-    else:
-        raise ValueError(f"unknown agreement metric {task_metric!r}")
+            big = np.finfo(np.float32).max
+            g, r = np.where(token_mask, g, -big), np.where(token_mask, r, -big)
+        _count(agreement, g.argmax(-1) == r.argmax(-1))
+
+
+# metric name (TaskSpec.agreement) -> function(agreement, got, ref, token_mask) adding one case
+AGREEMENT_METRICS = {
+    "cosine": cosine_agreement,
+    "topk": topk_agreement,
+    "argmax": argmax_agreement,
+    "span": span_agreement,
+}
+
+
+def agreement_metric(name: str):
+    """The agreement function ``name`` (a TaskSpec's ``agreement``); a miss lists what exists."""
+    return lookup(AGREEMENT_METRICS, name, "agreement metric")
