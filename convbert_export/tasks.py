@@ -36,6 +36,8 @@ class TaskSpec:
         pair_field: an optional second text of a ``text`` record (``text_pair``).
         has_labels: the head's outputs are classes named by the config's ``id2label``.
         pipeline: ``module:Class`` of its Pipeline (``runtime/pipelines/``).
+        inputs_class: ``module:Class`` that builds its model inputs (synthetic and tokenized:
+            :class:`convbert_export.inputs.TaskInputs`); see :meth:`model_inputs`.
     """
 
     name: str
@@ -51,6 +53,7 @@ class TaskSpec:
     pair_field: str | None = None
     has_labels: bool = False
     pipeline: str = ""
+    inputs_class: str = "convbert_export.inputs:TaskInputs"
 
     @property
     def input_axes(self) -> tuple[str, ...]:
@@ -77,10 +80,12 @@ class TaskSpec:
 
     def pipeline_class(self):
         """The task's Pipeline class (imported on first use: serving code never loads others)."""
-        import importlib
+        return _named(self.pipeline)
 
-        module, _, name = self.pipeline.partition(":")
-        return getattr(importlib.import_module(module), name)
+    def model_inputs(self):
+        """The builder of this task's model inputs (:class:`convbert_export.inputs.TaskInputs`):
+        tracing, validation, padding effect, benchmark and calibration all take theirs here."""
+        return _named(self.inputs_class)(self)
 
     def check_head(self, model) -> None:
         """Refuse a loaded head of another task (its outputs would not be this task's)."""
@@ -92,6 +97,14 @@ class TaskSpec:
                 f"the model is a {found}, but {self.name} needs {self.architecture}; load the {self.name} head "
                 f"(reference_model.load(checkpoint, task={self.name!r})) or pass the model's own task"
             )
+
+
+def _named(path: str):
+    """The object a ``module:Name`` string names (imported on first use)."""
+    import importlib
+
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 _SPECS = [

@@ -147,18 +147,12 @@ REFERENCE_NAME = "pytorch-eager-fp32"
 
 
 def make_feeds(manifest, batch: int, sequence: int, seed: int) -> dict:
-    """Random ids (no padding), token types split in halves; (batch, 2, sequence) for multiple choice."""
+    """Random ids (no padding), token types split in halves; (batch, 2, sequence) for multiple
+    choice (the task's :meth:`~convbert_export.inputs.TaskInputs.benchmark`)."""
+    from ..inputs import ModelDims
     from ..tasks import get_task
 
-    rng = np.random.default_rng(seed)
-    sequence = min(sequence, int(manifest.model["max_position_embeddings"]))
-    shape = (batch, 2, sequence) if get_task(manifest.task).multiple_choice else (batch, sequence)
-    ids = rng.integers(1000 if int(manifest.model["vocab_size"]) > 2000 else 1, int(manifest.model["vocab_size"]),
-                       size=shape, dtype=np.int64)
-    types = np.zeros(shape, dtype=np.int64)
-    if int(manifest.model.get("type_vocab_size", 2)) > 1:
-        types[..., sequence // 2:] = 1
-    return {"input_ids": ids, "attention_mask": np.ones(shape, dtype=np.int64), "token_type_ids": types}
+    return get_task(manifest.task).model_inputs().benchmark(ModelDims.of(manifest.model), batch, sequence, seed)
 
 
 # ------------------------------------------------------------------------------------ running

@@ -17,7 +17,7 @@ from pathlib import Path
 import onnx
 
 from ..errors import ExportError
-from ..tasks import TaskSpec
+from ..tasks import INPUT_NAMES, TaskSpec
 from . import dynamic_conv as dc
 
 EXTERNAL_DATA_THRESHOLD = 2 * 1024**3 - 64 * 1024**2  # protobuf's 2 GB limit, with headroom
@@ -42,19 +42,14 @@ def _wrap(model, spec: TaskSpec):
 
 
 def sample_inputs(spec: TaskSpec, config, batch: int = 2, sequence: int = 8, num_choices: int = 3, seed: int = 0):
-    """Small int64 inputs for tracing: random ids, right padding in one row, both token types."""
+    """Small int64 inputs for tracing (the task's :meth:`~convbert_export.inputs.TaskInputs.sample`:
+    random ids, right padding in one row, both token types) as torch tensors, in input order."""
     import torch
 
-    gen = torch.Generator().manual_seed(seed)
-    sequence = min(sequence, config.max_position_embeddings)
-    shape = (batch, num_choices, sequence) if spec.multiple_choice else (batch, sequence)
-    ids = torch.randint(0, config.vocab_size, shape, generator=gen, dtype=torch.long)
-    mask = torch.ones(shape, dtype=torch.long)
-    mask.view(-1, sequence)[-1, sequence // 2 :] = 0  # right padding in the last row
-    types = torch.zeros(shape, dtype=torch.long)
-    if config.type_vocab_size > 1:
-        types[..., sequence // 2 :] = 1
-    return ids, mask, types
+    from ..inputs import ModelDims
+
+    feeds = spec.model_inputs().sample(ModelDims.of(config), batch, sequence, num_choices, seed)
+    return tuple(torch.from_numpy(feeds[name]) for name in INPUT_NAMES)
 
 
 def dynamic_shapes(spec: TaskSpec, config) -> dict:

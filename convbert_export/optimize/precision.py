@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import onnx
 
 from ..errors import InvalidInputError
@@ -51,8 +50,10 @@ def quantize_int8_dynamic(src: Path, dst: Path, settings: OptimizeSettings) -> d
 
 
 def calibration_feeds(export_dir: Path, manifest: Manifest, path: str | Path | None, max_batches: int, batch_size: int = 8):
-    """Tokenized calibration batches (feeds dicts) from a JSON-lines file or the packaged texts."""
-
+    """Tokenized calibration batches (feeds dicts) from a JSON-lines file or the packaged texts
+    (built by the task's :meth:`~convbert_export.inputs.TaskInputs.calibration`)."""
+    from ..inputs import ModelDims, text_max_length
+    from ..tasks import get_task
     from ..tokenization import Tokenizer, validation_texts
 
     if path is None:
@@ -65,44 +66,13 @@ def calibration_feeds(export_dir: Path, manifest: Manifest, path: str | Path | N
             if not isinstance(item.get("text", item.get("question")), str):
                 raise InvalidInputError(f"{path}:{number}: expected an object with a \"text\" string")
             items.append(item)
-    texts = [(it["text"], it.get("text_pair")) for it in items if isinstance(it.get("text"), str)]
-    texts += [(it["question"], it["context"]) for it in items if "question" in it and "context" in it]
-    if not texts:
+    inputs = get_task(manifest.task).model_inputs()
+    pairs = inputs.calibration_pairs(items)
+    if not pairs:
         raise InvalidInputError(f"no calibration texts found in {path or 'the packaged validation texts'}")
     tokenizer = Tokenizer.from_pretrained(export_dir)
-    max_len = min(int(manifest.model["max_position_embeddings"]), tokenizer.model_max_length or 10**9)
-    from ..tasks import get_task
-
-    multiple_choice = get_task(manifest.task).multiple_choice
-    texts = texts[: max_batches * batch_size]
-    singles = [a for a, b in texts if b is None]
-    pairs = [(a, b) for a, b in texts if b is not None]
-
-    def encode(padding: str, length: int) -> list[dict]:
-        encodings = []
-        if singles:
-            encodings.append(tokenizer(singles, truncation=True, max_length=length, padding=padding))
-        if pairs:
-            encodings.append(tokenizer([a for a, _ in pairs], [b for _, b in pairs], truncation=True,
-                                       max_length=length, padding=padding))
-        return encodings
-
-    # every batch gets the same shape (calibrators such as Percentile stack the batches):
-    # pad all texts to the longest one, and fill the last batch by wrapping around
-    length = max(enc["input_ids"].shape[1] for enc in encode("longest", max_len))
-    rows = {k: np.concatenate([np.asarray(enc[k], dtype=np.int64) for enc in encode("max_length", length)])
-            for k in ("input_ids", "attention_mask", "token_type_ids")}
-    count = rows["input_ids"].shape[0]
-    batches = max(1, min(max_batches, -(-count // batch_size)))
-    order = np.arange(batches * batch_size) % count
-    feeds = []
-    for index in range(batches):
-        take = order[index * batch_size:(index + 1) * batch_size]
-        batch = {k: v[take] for k, v in rows.items()}
-        if multiple_choice:
-            batch = {k: v[:, None, :] for k, v in batch.items()}
-        feeds.append(batch)
-    return feeds
+    return inputs.calibration(tokenizer, pairs, text_max_length(ModelDims.of(manifest.model), tokenizer), max_batches,
+                              batch_size)
 
 
 def quantize_int8_static(src: Path, dst: Path, settings: OptimizeSettings, feeds: list[dict]) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..inputs import ModelDims
 from ..manifest import Manifest
 from ..runtime.base import Runner
 from ..tasks import get_task
@@ -21,21 +22,6 @@ def padding_effect(candidate: Runner, manifest: Manifest, reference) -> dict:
     padded = min(3 * length, max_len)
     if padded == length:
         return {"note": "max_position_embeddings too small to measure"}
-    rng = np.random.default_rng(1234)
-    ids = rng.integers(0, int(manifest.model["vocab_size"]), size=length, dtype=np.int64)
-    pad_id = int(manifest.model.get("pad_token_id") or 0)
-
-    def feeds_for(total: int) -> dict:
-        row_ids = np.full(total, pad_id, dtype=np.int64)
-        row_ids[:length] = ids
-        mask = (np.arange(total) < length).astype(np.int64)
-        shape = (1, 1, total) if spec.multiple_choice else (1, total)
-        return {
-            "input_ids": row_ids.reshape(shape),
-            "attention_mask": mask.reshape(shape),
-            "token_type_ids": np.zeros(shape, dtype=np.int64),
-        }
-
     def diff(a: dict, b: dict) -> float:
         worst = 0.0
         for name in spec.output_names:
@@ -47,7 +33,7 @@ def padding_effect(candidate: Runner, manifest: Manifest, reference) -> dict:
             worst = max(worst, float(np.max(np.abs(x - y))))
         return worst
 
-    alone, padded_feeds = feeds_for(length), feeds_for(padded)
+    alone, padded_feeds = spec.model_inputs().padded_pair(ModelDims.of(manifest.model), length, padded, seed=1234)
     got_alone, got_padded = candidate.run(alone, check=False), candidate.run(padded_feeds, check=False)
     if any(not np.isfinite(v).all() for d in (got_alone, got_padded) for v in d.values()
            if np.issubdtype(np.asarray(v).dtype, np.floating)):
