@@ -19,7 +19,7 @@ from .fileio import atomic_file
 from .progress import QUIET, Progress
 from .records import RecordError, answer_records, parse_line
 
-__all__ = ["number_lines", "check_output_path", "settings_for", "predict_lines", "predict"]
+__all__ = ["number_lines", "read_lines", "check_output_path", "settings_for", "predict_lines", "predict", "predict_inputs"]
 
 
 def number_lines(texts: Sequence[str], data: bytes | None) -> list[tuple[int, bytes]]:
@@ -29,6 +29,18 @@ def number_lines(texts: Sequence[str], data: bytes | None) -> list[tuple[int, by
     if data is not None:
         lines.extend((len(texts) + n, line) for n, line in enumerate(data.splitlines(), 1) if line.strip())
     return lines
+
+
+def read_lines(texts: Sequence[str], input_path: str | None) -> list[tuple[int, bytes]]:
+    """:func:`number_lines` of ``texts`` and the file ``input_path`` ('-': standard input; None:
+    no file)."""
+    data = None
+    if input_path == "-":
+        data = sys.stdin.buffer.read()
+    elif input_path:
+        with open(input_path, "rb") as handle:
+            data = handle.read()
+    return number_lines(texts, data)
 
 
 def check_output_path(output_path: str) -> None:
@@ -103,3 +115,10 @@ def predict(export_dir, lines: list[tuple[int, bytes]], output_path: str | None 
     with (atomic_file(output_path) if output_path else contextlib.nullcontext(sys.stdout)) as out:
         with pipe:
             predict_lines(pipe, lines, out, chunk, progress)
+
+
+def predict_inputs(export_dir, texts: Sequence[str] = (), input_path: str | None = None,
+                   output_path: str | None = None, **options) -> None:
+    """:func:`predict` on ``texts`` then the lines of ``input_path`` ('-': standard input), as the
+    CLI's ``predict`` reads them (:func:`read_lines`); ``options`` are :func:`predict`'s."""
+    predict(export_dir, read_lines(texts, input_path), output_path, **options)

@@ -37,16 +37,9 @@ def command(export_dir, output, backend, fp16, int8, calibration, profiles, timi
             plugin_library, force, quiet, as_json):
     """Build model.plan + engine.json from EXPORT_DIR (an export directory)."""
     from ..engine import EngineSettings, build_engine, read_engine_info
-    from ..engine.profiles import parse_profile
-    from ..manifest import load_manifest
-    from ..tasks import get_task
 
-    parsed = ()
-    if profiles:
-        multiple_choice = get_task(load_manifest(export_dir).task).multiple_choice
-        parsed = tuple(parse_profile(text, multiple_choice=multiple_choice) for text in profiles)
     settings = EngineSettings(
-        backend=backend, fp16=fp16, int8=int8, calibration=calibration, profiles=parsed,
+        backend=backend, fp16=fp16, int8=int8, calibration=calibration, profiles=profiles,
         timing_cache=timing_cache, workspace_mb=workspace, plugin_library=plugin_library, force=force,
     )
     path = build_engine(export_dir, output, settings, progress=progress_for(quiet, as_json))

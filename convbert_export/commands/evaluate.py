@@ -27,20 +27,13 @@ from ._common import emit_json, progress_for, quiet_json_options
 @quiet_json_options
 def command(exports, data, task, columns, limit, batch_size, resamples, provider, model_dir, output, force, quiet, as_json):
     """Score the PyTorch reference and each EXPORT (export, optimized or engine directory) on the same labeled data."""
-    import os
-
-    # torch's OpenMP workers sleep instead of spinning between ops (as benchmark does): on shared
-    # cores spinning workers stall eager torch
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from ..evaluate import EvaluationSettings, evaluate, parse_columns, write_evaluation
-    from ..fileio import check_output_dir
+    from ..evaluate import EvaluationSettings, evaluate, parse_columns
     from ..report import evaluation_table
 
-    check_output_dir(output, force)  # refuse before the work, not after
     settings = EvaluationSettings(task=task, columns=tuple(parse_columns(columns).items()), limit=limit,
                                   batch_size=batch_size, resamples=resamples, provider=provider)
-    report = evaluate(list(exports), data, settings, model=model_dir, progress=progress_for(quiet, as_json))
-    write_evaluation(report, output, force=force)
+    report = evaluate(list(exports), data, settings, model=model_dir, progress=progress_for(quiet, as_json),
+                      output=output, force=force)
     if as_json:
         emit_json(report.to_dict())
     else:

@@ -27,13 +27,10 @@ from ._common import emit_json, progress_for, quiet_json_options
 @quiet_json_options
 def command(model_dir, preset, seed, tasks, output, opset, dynamic_conv, padding, force, no_validate, quiet, as_json):
     """Export a ConvBERT checkpoint (or a preset) to ONNX and validate every output."""
-    from ..errors import InvalidInputError
     from ..export import ExportSettings, ModelSource, export_tasks
     from ..report import summary_table, validation_table
 
-    if bool(model_dir) == bool(preset):
-        raise InvalidInputError("pass exactly one of --model DIR or --preset NAME")
-    source = ModelSource.from_checkpoint(model_dir) if model_dir else ModelSource.from_preset(preset, seed)
+    source = ModelSource.from_options(model_dir, preset, seed)
     settings = ExportSettings(opset=opset, dynamic_conv=dynamic_conv, padding=padding, validate=not no_validate)
     progress = progress_for(quiet, as_json)
     try:

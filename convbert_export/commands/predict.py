@@ -15,8 +15,6 @@ line (invalid JSON, invalid UTF-8, missing fields, bad text) yields ``{"line": N
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from ..progress import Progress
@@ -42,16 +40,7 @@ from ..runtime.factory import provider_choices
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 def command(export_dir, texts, input_path, output_path, batch_size, provider, threads, chunk, no_verify, quiet):
     """Run DIR (an export or a TensorRT engine directory) on texts: JSON lines in, JSON lines out."""
-    from ..errors import InvalidInputError
-    from ..predict import number_lines, predict
+    from ..predict import predict_inputs
 
-    if not texts and not input_path:
-        raise InvalidInputError("nothing to predict: pass --text T (repeatable) or --input FILE.jsonl")
-    data = None
-    if input_path == "-":
-        data = sys.stdin.buffer.read()
-    elif input_path:
-        with open(input_path, "rb") as handle:
-            data = handle.read()
-    predict(export_dir, number_lines(texts, data), output_path, batch_size=batch_size, provider=provider,
-            threads=threads, chunk=chunk, verify=not no_verify, progress=Progress(enabled=not quiet))
+    predict_inputs(export_dir, texts, input_path, output_path, batch_size=batch_size, provider=provider,
+                   threads=threads, chunk=chunk, verify=not no_verify, progress=Progress(enabled=not quiet))

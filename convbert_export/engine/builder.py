@@ -30,7 +30,7 @@ from ..progress import QUIET, Progress
 from ..tasks import get_task
 from .backends import backend_version, get_backend, import_backend
 from .metadata import ANY_RTX, ENGINE_JSON, PLAN, EngineInfo
-from .profiles import check_profiles, default_profiles
+from .profiles import Profile, check_profiles, default_profiles, parse_profile
 from .settings import PLUGIN_ENV, EngineSettings
 
 from ..custom_ops import OP_TYPE as PLUGIN_NAME
@@ -53,6 +53,7 @@ def build_engine(export_dir: str | Path, output_dir: str | Path,
     settings = settings or EngineSettings()
     progress = progress or QUIET
     export_dir, output_dir = Path(export_dir), Path(output_dir)
+    parsed = parse_profiles(settings.profiles, export_dir)  # first, as the CLI parses its options
     backend = get_backend(settings.backend)
     started = time.perf_counter()
     trt = import_backend(backend.name)  # first: a missing backend is the one line the user sees
@@ -63,7 +64,7 @@ def build_engine(export_dir: str | Path, output_dir: str | Path,
     check_no_overlap(output_dir, export_dir, "export directory", fix="choose an --output outside it")
     onnx_path = export_dir / "model.onnx"
     max_positions = manifest.model.get("max_position_embeddings")
-    profiles = settings.profiles or default_profiles(max_positions or 512, task.multiple_choice)
+    profiles = parsed or default_profiles(max_positions or 512, task.multiple_choice)
     profiles = check_profiles(profiles, multiple_choice=task.multiple_choice,
                               max_position_embeddings=max_positions, task=task.name)
     with progress.step(f"checking {export_dir}"):
@@ -182,6 +183,15 @@ def build_engine(export_dir: str | Path, output_dir: str | Path,
 
 
 # ---- pieces -------------------------------------------------------------------------------
+
+def parse_profiles(profiles, export_dir: str | Path) -> tuple[Profile, ...]:
+    """``profiles`` with each ``--profile`` text parsed for the task of ``export_dir`` (its
+    manifest says whether the profile has a choices part); Profiles pass through."""
+    if not any(isinstance(p, str) for p in profiles):
+        return tuple(profiles)
+    multiple_choice = get_task(load_manifest(export_dir).task).multiple_choice
+    return tuple(parse_profile(p, multiple_choice=multiple_choice) if isinstance(p, str) else p for p in profiles)
+
 
 def _precision(settings: EngineSettings, manifest: Manifest) -> str:
     if settings.int8:

@@ -30,7 +30,8 @@ class EngineSettings:
             ``{"input_ids": [...], "attention_mask": [...], "token_type_ids": [...]}``.
         calibration_cache: where the INT8 calibration cache is read and written
             (default: beside ``calibration``, suffix ``.calib``).
-        profiles: optimization profiles; empty = one default profile derived from the manifest
+        profiles: optimization profiles (Profiles, or ``--profile`` texts, which build_engine
+            parses for the export's task); empty = one default profile derived from the manifest
             (batch 1..32 opt 8, sequence 1..max_position_embeddings opt 128, num_choices 1..8).
         timing_cache: a timing-cache file loaded before and saved after the build, so rebuilds
             are fast and pick the same kernels. None = no cache file.
@@ -45,7 +46,7 @@ class EngineSettings:
     int8: bool = False
     calibration: Path | None = None
     calibration_cache: Path | None = None
-    profiles: tuple[Profile, ...] = field(default_factory=tuple)
+    profiles: tuple[Profile | str, ...] = field(default_factory=tuple)
     timing_cache: Path | None = None
     workspace_mb: int | None = None
     plugin_library: Path | None = None
@@ -95,9 +96,10 @@ class EngineSettings:
                 f"workspace must be a positive number of MB, got {self.workspace_mb!r}"
             )
         for profile in self.profiles:
-            if not isinstance(profile, Profile):
+            if not isinstance(profile, (Profile, str)):
                 raise InvalidInputError(
-                    f"profiles must be Profile objects (see convbert_export.engine.parse_profile), "
+                    f"profiles must be Profile objects (see convbert_export.engine.parse_profile) or "
+                    f"--profile texts such as '1,8,32:1,128,512', "
                     f"got {type(profile).__name__}"
                 )
 

@@ -140,6 +140,8 @@ def evaluate(
     *,
     model=None,
     progress: Progress | None = None,
+    output: str | Path | None = None,
+    force: bool = False,
 ) -> EvaluationReport:
     """Evaluate the reference and each of ``exports`` (export, optimized or engine directories)
     on the labeled examples in ``data`` (JSON lines or CSV).
@@ -147,7 +149,25 @@ def evaluate(
     Args:
         model: the reference: a reference_model head, a checkpoint directory, or None to rebuild
             it from the first export's manifest (its preset and seed, or its checkpoint).
+        output: also write the reports into this directory (:func:`write_evaluation`); an
+            existing one is refused before any work unless ``force``.
     """
+    import os
+
+    # torch's OpenMP workers sleep instead of spinning between ops (as benchmark does): on shared
+    # cores spinning workers stall eager torch
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if output is not None:
+        from ..fileio import check_output_dir
+
+        check_output_dir(output, force)  # refuse before the work, not after
+    report = _evaluate(exports, data, settings, model=model, progress=progress)
+    if output is not None:
+        write_evaluation(report, output, force=force)
+    return report
+
+
+def _evaluate(exports, data, settings, *, model, progress) -> EvaluationReport:
     from ..manifest import load_manifest
     from ..runtime import Pipeline, TorchRunner
     from ..runtime.torch_ref import reference_model_for

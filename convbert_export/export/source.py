@@ -52,6 +52,13 @@ class ModelSource:
         lookup(PRESETS, name, "preset")
         return cls(preset=name, seed=seed)
 
+    @classmethod
+    def from_options(cls, checkpoint=None, preset: str | None = None, seed: int = 0) -> "ModelSource":
+        """The source the CLI's ``--model DIR`` / ``--preset NAME [--seed N]`` name (exactly one)."""
+        if bool(checkpoint) == bool(preset):
+            raise InvalidInputError("pass exactly one of --model DIR or --preset NAME")
+        return cls.from_checkpoint(checkpoint) if checkpoint else cls.from_preset(preset, seed)
+
     def default_tasks(self) -> list[str]:
         if self.preset:
             raise InvalidInputError("a preset has every head: pass --task TASK (or --task all)")
