@@ -36,6 +36,8 @@ class TaskSpec:
         pair_field: an optional second text of a ``text`` record (``text_pair``).
         has_labels: the head's outputs are classes named by the config's ``id2label``.
         pipeline: ``module:Class`` of its Pipeline (``runtime/pipelines/``).
+        evaluator: ``module:Class`` of its evaluation on labeled data (a ``TaskEval`` of
+            ``evaluate/tasks.py``); empty: ``evaluate`` refuses the task.
         inputs_class: ``module:Class`` that builds its model inputs (synthetic and tokenized:
             :class:`convbert_export.inputs.TaskInputs`); see :meth:`model_inputs`.
     """
@@ -53,6 +55,7 @@ class TaskSpec:
     pair_field: str | None = None
     has_labels: bool = False
     pipeline: str = ""
+    evaluator: str = ""
     inputs_class: str = "convbert_export.inputs:TaskInputs"
 
     @property
@@ -82,6 +85,10 @@ class TaskSpec:
         """The task's Pipeline class (imported on first use: serving code never loads others)."""
         return _named(self.pipeline)
 
+    def evaluator_class(self):
+        """The task's evaluation class (``TaskEval``); None when the task has none."""
+        return _named(self.evaluator) if self.evaluator else None
+
     def model_inputs(self):
         """The builder of this task's model inputs (:class:`convbert_export.inputs.TaskInputs`):
         tracing, validation, padding effect, benchmark and calibration all take theirs here."""
@@ -107,6 +114,8 @@ def _named(path: str):
     return getattr(importlib.import_module(module), name)
 
 
+_EVAL = "convbert_export.evaluate.tasks:"
+
 _SPECS = [
     TaskSpec(
         name="feature-extraction",
@@ -115,6 +124,7 @@ _SPECS = [
         agreement="cosine",
         description="token embeddings (last hidden state)",
         pipeline="convbert_export.runtime.pipelines.feature_extraction:FeatureExtractionPipeline",
+        evaluator=_EVAL + "FeatureExtraction",
     ),
     TaskSpec(
         name="fill-mask",
@@ -123,6 +133,7 @@ _SPECS = [
         agreement="topk",
         description="masked-token prediction",
         pipeline="convbert_export.runtime.pipelines.fill_mask:FillMaskPipeline",
+        evaluator=_EVAL + "FillMask",
     ),
     TaskSpec(
         name="text-classification",
@@ -133,6 +144,7 @@ _SPECS = [
         pair_field="text_pair",
         has_labels=True,
         pipeline="convbert_export.runtime.pipelines.text_classification:TextClassificationPipeline",
+        evaluator=_EVAL + "TextClassification",
     ),
     TaskSpec(
         name="token-classification",
@@ -142,6 +154,7 @@ _SPECS = [
         description="per-token tagging (NER, POS)",
         has_labels=True,
         pipeline="convbert_export.runtime.pipelines.token_classification:TokenClassificationPipeline",
+        evaluator=_EVAL + "TokenClassification",
     ),
     TaskSpec(
         name="question-answering",
@@ -151,6 +164,7 @@ _SPECS = [
         description="extractive question answering",
         record_fields=("question", "context"),
         pipeline="convbert_export.runtime.pipelines.question_answering:QuestionAnsweringPipeline",
+        evaluator=_EVAL + "QuestionAnswering",
     ),
     TaskSpec(
         name="multiple-choice",
@@ -161,6 +175,7 @@ _SPECS = [
         description="choose among candidate continuations",
         record_fields=("prompt", "choices"),
         pipeline="convbert_export.runtime.pipelines.multiple_choice:MultipleChoicePipeline",
+        evaluator=_EVAL + "MultipleChoice",
     ),
 ]
 

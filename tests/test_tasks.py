@@ -13,6 +13,7 @@ import torch
 
 import reference_model
 from convbert_export.errors import UnknownNameError
+from convbert_export.inputs import TaskInputs
 from convbert_export.tasks import TASKS, get_task, task_for_architecture
 
 TESTS = Path(__file__).parent
@@ -73,13 +74,39 @@ def test_every_task_has_a_pipeline_a_parity_test_an_export_in_both_modes_and_an_
                 f"{task!r} ({mode}) not built as an engine"
 
 
+class SentimentInputs(TaskInputs):
+    """The throwaway task's input builder: the default one, noting which of its methods ran."""
+
+    used: set[str] = set()
+
+    def sample(self, *args, **kwargs):
+        SentimentInputs.used.add("sample")  # the exporter's tracing inputs
+        return super().sample(*args, **kwargs)
+
+    def random_grid(self, *args, **kwargs):
+        SentimentInputs.used.add("random_grid")
+        return super().random_grid(*args, **kwargs)
+
+    def text_cases(self, *args, **kwargs):
+        SentimentInputs.used.add("text_cases")
+        return super().text_cases(*args, **kwargs)
+
+    def padded_pair(self, *args, **kwargs):
+        SentimentInputs.used.add("padded_pair")
+        return super().padded_pair(*args, **kwargs)
+
+
 def test_a_new_task_is_one_registry_entry(monkeypatch, tmp_path, capsys):
-    """A throwaway task added to a copy of the registry exports, validates, serves and predicts
-    with no other module edited: everything task-specific is read from its TaskSpec."""
+    """A throwaway task added to a copy of the registry exports (traced with the inputs its
+    TaskSpec names), validates (on them), serves, predicts and evaluates (with the evaluator it
+    names) with no other module edited: everything task-specific is read from its TaskSpec. Without
+    an evaluator, evaluate refuses it in one line naming the tasks that have one."""
+    import dataclasses
     import json
 
     import convbert_export.tasks as tasks
     from convbert_export.cli import main
+    from convbert_export.evaluate import EvaluationSettings, evaluate
     from convbert_export.runtime import Pipeline
     from convbert_export.tasks import TaskSpec
 
@@ -87,16 +114,36 @@ def test_a_new_task_is_one_registry_entry(monkeypatch, tmp_path, capsys):
         name="sentiment", architecture="ConvBertForSequenceClassification", outputs={"logits": ("batch", "num_labels")},
         agreement="argmax", description="a throwaway task", pair_field="text_pair", has_labels=True,
         pipeline="convbert_export.runtime.pipelines.text_classification:TextClassificationPipeline",
+        evaluator="convbert_export.evaluate.tasks:TextClassification", inputs_class=f"{__name__}:SentimentInputs",
     )
     monkeypatch.setattr(tasks, "TASKS", {**tasks.TASKS, "sentiment": spec})
+    SentimentInputs.used.clear()
     out = tmp_path / "sentiment"
     assert main(["export", "--preset", "demo", "--task", "sentiment", "-o", str(out), "-q"]) == 0  # + validation
+    assert SentimentInputs.used == {"sample", "random_grid", "text_cases", "padded_pair"}
     report = json.loads((out / "validation.json").read_text())
     assert report["passed"] and report["task"] == "sentiment" and any(c.startswith("texts") for c in report["cases"])
-    assert json.loads((out / "manifest.json").read_text())["id2label"]  # has_labels: the labels are kept
+    assert any(c.startswith("random b=") for c in report["cases"]) and "export_max_abs_diff" in report["padding_effect"]
+    id2label = json.loads((out / "manifest.json").read_text())["id2label"]
+    assert id2label  # has_labels: the labels are kept
     with Pipeline.from_export(out) as pipe:
         assert pipe.task == "sentiment" and pipe({"text": "a good day", "text_pair": "yes"})["label"]
     capsys.readouterr()
     assert main(["predict", str(out), "--text", "a good day", "-q"]) == 0
     result = json.loads(capsys.readouterr().out.splitlines()[0])["result"]
     assert set(result) == {"label", "score"}, result
+
+    data = tmp_path / "sentiment.jsonl"
+    labels = list(id2label.values())
+    data.write_text("".join(json.dumps({"text": t, "label": labels[i % len(labels)]}) + "\n"
+                            for i, t in enumerate(["a good day", "a bad day", "rain again", "sun at last"])))
+    evaluation = evaluate(out, data, EvaluationSettings(resamples=0))
+    assert evaluation.task == "sentiment" and evaluation.examples == 4 and evaluation.primary == "accuracy"
+    assert [m.name for m in evaluation.models][0] == "reference" and all("accuracy" in m.metrics for m in evaluation.models)
+
+    monkeypatch.setattr(tasks, "TASKS", {**tasks.TASKS, "sentiment": dataclasses.replace(spec, evaluator="")})
+    with pytest.raises(UnknownNameError) as refused:
+        evaluate(out, data, EvaluationSettings(resamples=0))
+    message = str(refused.value)
+    assert message.startswith("unknown evaluation task 'sentiment'; expected one of: ") and "\n" not in message
+    assert "text-classification" in message and "sentiment" not in message.partition("expected one of:")[2]

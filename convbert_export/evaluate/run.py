@@ -21,7 +21,7 @@ from ..errors import InvalidInputError, check_int
 from ..progress import QUIET, Progress
 from . import metrics as M
 from .data import BadRow, read_rows
-from .tasks import Example, evaluator_for
+from .tasks import Example, evaluator_class
 
 REFERENCE = "reference"
 
@@ -185,6 +185,7 @@ def _evaluate(exports, data, settings, *, model, progress) -> EvaluationReport:
     task = tasks.pop()
     if settings.task and settings.task != task:
         raise InvalidInputError(f"--task {settings.task} but the exports are {task}; drop --task or pass {task} exports")
+    evaluation = evaluator_class(task)  # a task without one is refused before anything loads
 
     rows = read_rows(data, dict(settings.columns), settings.limit)
     pipelines = []
@@ -196,7 +197,7 @@ def _evaluate(exports, data, settings, *, model, progress) -> EvaluationReport:
             pipelines.append(Pipeline.from_export(paths[0], runner=runner, batch_size=settings.batch_size))
             for path in paths:
                 pipelines.append(Pipeline.from_export(path, provider=settings.provider, batch_size=settings.batch_size))
-        evaluator = evaluator_for(task, pipelines[0])
+        evaluator = evaluation(pipelines[0])
         examples, bad = [], []
         for row in rows:
             try:

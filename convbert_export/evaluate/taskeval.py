@@ -1,7 +1,7 @@
 """The base of the per-task evaluations: :class:`Example` (one parsed row), :class:`TaskEval`
 (what every task's evaluation provides) and the field helpers the tasks' row parsers share.
 
-The tasks themselves and their registry ``EVALUATORS`` are in ``evaluate/tasks.py``.
+The tasks themselves are in ``evaluate/tasks.py``; each TaskSpec names its own (``TaskSpec.evaluator``).
 """
 
 from __future__ import annotations

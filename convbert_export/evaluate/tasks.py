@@ -2,15 +2,15 @@
 the task's standard metrics, and how far a variant's prediction is from the reference's.
 
 One :class:`TaskEval` subclass per task (the base and :class:`Example` are in ``taskeval.py``),
-registered in ``EVALUATORS`` (a lookup miss lists what exists). A row the task cannot use
-raises :class:`~.data.BadRow` with the reason.
+named by the task's ``TaskSpec.evaluator`` (a task without one is refused, naming those with one).
+A row the task cannot use raises :class:`~.data.BadRow` with the reason.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UnknownNameError
+from ..errors import lookup
 from . import metrics as M
 from .data import BadRow
 from .taskeval import Example, TaskEval, _field, _text
@@ -335,15 +335,17 @@ class FeatureExtraction(TaskEval):
         return "(failed)" if pred is None else f"[{', '.join(f'{v:.3f}' for v in pred[:4])}, ...]"
 
 
-EVALUATORS: dict[str, type[TaskEval]] = {
-    cls.task: cls for cls in (TextClassification, TokenClassification, QuestionAnswering, FillMask,
-                              MultipleChoice, FeatureExtraction)
-}
+def evaluator_class(task: str) -> type[TaskEval]:
+    """The evaluation class the task's TaskSpec names (``TaskSpec.evaluator``); a task without
+    one is refused in one line naming the tasks that have one."""
+    from ..tasks import TASKS, get_task
+
+    spec = get_task(task)
+    if not spec.evaluator:
+        lookup({name: s for name, s in TASKS.items() if s.evaluator}, task, "evaluation task")
+    return spec.evaluator_class()
 
 
 def evaluator_for(task: str, pipeline) -> TaskEval:
-    try:
-        cls = EVALUATORS[task]
-    except KeyError:
-        raise UnknownNameError(f"no evaluation for task {task!r}; expected one of: {', '.join(EVALUATORS)}") from None
-    return cls(pipeline)
+    """The task's evaluation of ``pipeline``'s results (see :func:`evaluator_class`)."""
+    return evaluator_class(task)(pipeline)
