@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, lookup
 from ..fileio import read_jsonl
 
 FORMATS = ("jsonl", "csv")
@@ -50,12 +50,7 @@ def read_rows(path: str | Path, columns: dict[str, str] | None = None, limit: in
     file's ``sentiment`` is read as ``label``. ``limit`` keeps the first N rows.
     """
     path = Path(path)
-    fmt = _SUFFIXES.get(path.suffix.lower())
-    if fmt is None:
-        raise InvalidInputError(
-            f"cannot tell the format of {str(path)!r} from its suffix; expected one of "
-            f"{', '.join(sorted(_SUFFIXES))} (JSON lines or CSV)"
-        )
+    fmt = lookup(dict(sorted(_SUFFIXES.items())), path.suffix.lower(), "data file suffix (JSON lines or CSV)")
     if not path.is_file():
         raise InvalidInputError(f"data file {str(path)!r} does not exist")
     if limit is not None and limit < 1:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, lookup
 from ..validate.settings import MIN_AGREEMENT, MIN_COSINE
 
 INT8_MODES = (None, "dynamic", "static")
@@ -67,8 +67,8 @@ class OptimizeSettings:
         self.check()
 
     def check(self) -> None:
-        if self.int8 not in INT8_MODES:
-            raise InvalidInputError(f"unknown int8 mode {self.int8!r}; expected one of: dynamic, static (or None)")
+        if self.int8 is not None:  # None: no int8
+            lookup([mode for mode in INT8_MODES if mode], self.int8, "int8 mode")
         if self.int8 and self.fp16:
             raise InvalidInputError("int8 and fp16 are exclusive: choose --int8 (CPU) or --fp16 (GPU), not both")
         if self.openvino is not None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidInputError, MissingDependencyError, check_int
+from ..errors import InvalidInputError, MissingDependencyError, check_int, lookup
 from ..manifest import Manifest
 from .triton_step import ANSWER_OUTPUT, TEXT_INPUT
 
@@ -59,8 +59,7 @@ class TritonSettings:
         for key in ("max_batch_size", "instances", "max_queue_size"):
             check_int(key, getattr(self, key), 1)
         check_int("max_queue_delay_us", self.max_queue_delay_us, 0)
-        if self.kind not in KINDS:
-            raise InvalidInputError(f"unknown kind {self.kind!r}; expected one of: {', '.join(KINDS)}")
+        lookup(KINDS, self.kind, "kind")
         if self.name is not None and not _NAME.match(self.name):
             raise InvalidInputError(
                 f"model name {self.name!r} is not a valid Triton model name; use letters, digits, '_', '-', '.'"
@@ -92,10 +91,7 @@ def _dims(axes, manifest: Manifest, batched: bool) -> list[int]:
 
 
 def _dtype(dtype: str) -> str:
-    try:
-        return _DTYPES[dtype]
-    except KeyError:
-        raise InvalidInputError(f"no Triton type for dtype {dtype!r}; expected one of: {', '.join(_DTYPES)}") from None
+    return lookup(_DTYPES, dtype, "dtype for Triton")
 
 
 def _tensors(specs, manifest: Manifest, batched: bool) -> list[dict]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError, RequestError
+from ..errors import InvalidInputError, RequestError, lookup
 from ..manifest import LOADED, verify_directory
 from ..tasks import get_task
 
@@ -61,8 +61,7 @@ class TextStep:
 
     def __init__(self, directory: str | os.PathLike, role: str, max_rows: int | None = None,
                  max_length: int | None = None):
-        if role not in ROLES:
-            raise InvalidInputError(f"unknown step role {role!r}; expected one of: {', '.join(ROLES)}")
+        lookup(ROLES, role, "step role")
         self.role = role
         self.max_rows = max_rows
         self.pipe = _step_pipeline(Path(directory))

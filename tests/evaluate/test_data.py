@@ -23,7 +23,7 @@ def test_jsonl_and_csv_rows_with_renamed_columns(tmp_path):
 
 
 @pytest.mark.parametrize("bad, message", [
-    ("d.txt", "cannot tell the format"),
+    ("d.txt", r"unknown data file suffix \(JSON lines or CSV\) '.txt'; expected one of: .csv, .json, .jsonl"),
     ("missing.jsonl", "does not exist"),
 ])
 def test_bad_files_are_one_line_errors(tmp_path, bad, message):

@@ -30,7 +30,7 @@ def _type(dtype: str) -> int:
 @pytest.fixture(scope="module")
 def repo(serving_export, tmp_path_factory):
     """One repository holding every task's model and text ensemble."""
-    from convbert_export.serving.triton import TritonSettings, write_repository
+    from convbert_export.serving.triton import TextStep, TritonSettings, write_repository
 
     sources = [serving_export(task) for task in TASKS]
     out = tmp_path_factory.mktemp("triton") / "repo"
@@ -211,7 +211,7 @@ def _leaking_copy(export, tmp_path, **changes):
 
 
 def test_leaking_or_batch_dependent_exports_get_no_dynamic_batching_unless_asked(serving_export, tmp_path):
-    from convbert_export.serving.triton import TritonSettings, write_repository
+    from convbert_export.serving.triton import TextStep, TritonSettings, write_repository
 
     leaking = _leaking_copy(serving_export("text-classification"), tmp_path, padding="transformers")
     int8 = _leaking_copy(serving_export("feature-extraction"), tmp_path, batch_invariant=False)
@@ -235,7 +235,7 @@ def test_a_leaking_question_answering_ensemble_is_refused(serving_export, tmp_pa
 
 
 def test_gpu_kind_adds_the_tensorrt_accelerator(serving_export, tmp_path):
-    from convbert_export.serving.triton import TritonSettings, write_repository
+    from convbert_export.serving.triton import TextStep, TritonSettings, write_repository
 
     repo = write_repository([serving_export("text-classification")], tmp_path / "repo",
                             TritonSettings(kind="gpu", name="clf", ensemble=False))
@@ -246,11 +246,13 @@ def test_gpu_kind_adds_the_tensorrt_accelerator(serving_export, tmp_path):
 
 
 def test_bad_inputs_are_refused_in_one_line(serving_export, tmp_path):
-    from convbert_export.serving.triton import TritonSettings, write_repository
+    from convbert_export.serving.triton import TextStep, TritonSettings, write_repository
 
     export = serving_export("text-classification")
-    with pytest.raises(InvalidInputError, match="kind"):
+    with pytest.raises(InvalidInputError, match="^unknown kind 'tpu'; expected one of: cpu, gpu$"):
         TritonSettings(kind="tpu")
+    with pytest.raises(InvalidInputError, match="^unknown step role 'decode'; expected one of: tokenize, answer$"):
+        TextStep(export, "decode")
     with pytest.raises(InvalidInputError, match="max_batch_size"):
         TritonSettings(max_batch_size=0)
     with pytest.raises(InvalidInputError, match="--name names one model"):
@@ -291,7 +293,7 @@ def test_an_engine_directory_becomes_a_tensorrt_plan_model(serving_export, tmp_p
     from convbert_export.engine import EngineSettings, build_engine
     from convbert_export.engine.profiles import parse_profile
     from convbert_export.fileio import sha256_file
-    from convbert_export.serving.triton import TritonSettings, write_repository
+    from convbert_export.serving.triton import TextStep, TritonSettings, write_repository
 
     engine = build_engine(serving_export("text-classification"), tmp_path / "engine",
                           EngineSettings(backend="tensorrt-rtx", profiles=(parse_profile("1,4,8:1,16,32"),)))
@@ -328,7 +330,7 @@ def test_a_custom_op_export_carries_its_library_and_model_operations(tmp_path):
 
     from convbert_export import custom_ops
     from convbert_export.fileio import sha256_file
-    from convbert_export.serving.triton import TritonSettings, write_repository
+    from convbert_export.serving.triton import TextStep, TritonSettings, write_repository
     from factories import tiny_export
 
     custom_ops.fetch_ort_headers()  # the project's own header step, as tests/test_custom_ops.py
