@@ -52,6 +52,15 @@ def _runner(path: Path, threads: int):
     return create_runner(path, settings=settings).start()
 
 
+def variant_names(manifests: dict) -> dict:
+    """Table label -> variant directory (a repeated label gets the directory's name appended)."""
+    names = {}
+    for path, manifest in manifests.items():
+        name = _label(path, manifest)
+        names[name if name not in names else f"{name} ({path.name})"] = path
+    return names
+
+
 def _label(path: Path, manifest) -> str:
     options = manifest.backend_options
     if manifest.backend == "openvino":
@@ -209,10 +218,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     cpu = cpu_features()
     manifests = {path: load_manifest(path) for path in args.variants}
-    names = {}
-    for path, manifest in manifests.items():
-        name = _label(path, manifest)
-        names[name if name not in names else f"{name} ({path.name})"] = path
+    names = variant_names(manifests)
     eager = transformers.AutoModelForSequenceClassification.from_pretrained(args.checkpoint).eval()
     runners = {name: _runner(path, args.threads) for name, path in names.items()}
     header = {"cpu": cpu.summary(), "threads": args.threads, "load_average": os.getloadavg(),

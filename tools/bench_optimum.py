@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     import torch
     import transformers
 
-    from bench_openvino import _label, _runner, latency, print_latency
+    from bench_openvino import _runner, latency, print_latency, variant_names
     from convbert_export.cpu import cpu_features
     from convbert_export.manifest import load_manifest
     from convbert_export.runtime.ort import OrtRunner, OrtSettings
@@ -80,8 +80,8 @@ def main(argv=None) -> int:
     settings = OrtSettings(intra_op_threads=args.threads, inter_op_threads=1, allow_spinning=False)
     runners = {name: OrtRunner(path, settings=settings).start() for name, path in models.items()}
     manifests = {path: load_manifest(path) for path in args.variants}
-    for path, manifest in manifests.items():
-        runners[_label(path, manifest)] = _runner(path, args.threads)
+    for name, path in variant_names(manifests).items():
+        runners[name] = _runner(path, args.threads)
     eager = transformers.AutoModelForSequenceClassification.from_pretrained(args.checkpoint).eval()
     print(f"# {cpu_features().summary()}; {args.threads} threads; load {os.getloadavg()}; optimum models in {work}")
     rows = latency(eager, runners, manifests[args.variants[0]], args)
