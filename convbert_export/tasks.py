@@ -26,7 +26,7 @@ class TaskSpec:
         architecture: the reference_model class (and transformers' ``architectures`` entry).
         outputs: output name -> dynamic axis names, in graph order.
         agreement: the task-level metric validation reports, a name in
-            ``validate.compare.AGREEMENT_METRICS``: ``cosine`` (hidden states), ``topk``
+            ``validate.compare.AGREEMENT_METRICS``, each a rate or a similarity: ``cosine`` (hidden states), ``topk``
             (fill-mask top-5), ``argmax`` (classification logits), ``span`` (QA start/end).
         multiple_choice: inputs carry a ``num_choices`` axis: (batch, num_choices, sequence).
         atol, rtol: default fp32 tolerances against the reference.

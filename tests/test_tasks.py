@@ -47,6 +47,31 @@ def test_every_task_names_an_agreement_metric_and_a_miss_lists_them():
         Agreement("bleu")
 
 
+def test_a_new_agreement_metric_is_one_registry_entry(monkeypatch):
+    """A similarity-kind metric nobody named "cosine" is summarized, judged and reported as one."""
+    import numpy as np
+
+    from convbert_export.report.validation import agreement_text
+    from convbert_export.validate import compare
+
+    def add(agreement, got, ref, token_mask):
+        agreement.cosines.extend(compare.cosine_rows(got["pooled"], ref["pooled"]).tolist())
+
+    metric = compare.AgreementMetric(add, "similarity", "pooled cosine")
+    monkeypatch.setitem(compare.AGREEMENT_METRICS, "pooled-cosine", metric)
+    agreement = compare.Agreement("pooled-cosine")
+    ref = {"pooled": np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)}
+    got = {"pooled": np.array([[1.0, 0.0], [1.0, 1.0]], dtype=np.float32)}
+    compare.update_agreement(agreement, "pooled-cosine", got, ref, None)
+    assert agreement.kind == "similarity"
+    assert agreement.rate == pytest.approx(np.sqrt(0.5))  # the minimum over vectors
+    data = agreement.to_dict()
+    assert data["kind"] == "similarity" and data["vectors"] == 2 and data["mean"] == pytest.approx((1 + np.sqrt(0.5)) / 2)
+    assert agreement_text(data).startswith("cosine min 0.7071068")
+    with pytest.raises(UnknownNameError, match="unknown agreement kind 'median'; expected one of: rate, similarity"):
+        compare.AgreementMetric(add, "median", "x")
+
+
 def _collected(*paths: str) -> list[str]:
     """The test ids pytest collects from ``paths`` (what actually runs, not what a file says)."""
     import subprocess

@@ -164,9 +164,11 @@ def _agreement(a: dict) -> str:
         from .validation import _agreement_text
 
         return _agreement_text(a)
-    if a["metric"] == "cosine":
-        return f"hidden-state cosine min {a['value']:.7f} (mean {a.get('mean', float('nan')):.7f})"
-    label = {"topk": "top-5", "argmax": "argmax", "span": "start/end"}.get(a["metric"], a["metric"])
+    from .validation import agreement_kind, agreement_label
+
+    if agreement_kind(a) == "similarity":
+        return f"{agreement_label(a)} min {a['value']:.7f} (mean {a.get('mean', float('nan')):.7f})"
+    label = agreement_label(a)
     value = a["value"]
     rate = f"{value:.2%}" if isinstance(value, float) and math.isfinite(value) else "n/a"
     return f"{label} agreement {a.get('agree', 0)}/{a.get('total', 0)} ({rate})"

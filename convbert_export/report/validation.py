@@ -10,13 +10,26 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
+# what reports written before agreements carried their kind and label call each metric
+_OLD_LABELS = {"cosine": "hidden-state cosine", "topk": "top-5", "argmax": "argmax", "span": "start/end"}
+
+
+def agreement_kind(agreement: dict) -> str:
+    """A saved agreement's kind: ``similarity`` (min/mean over vectors) or ``rate``."""
+    return agreement.get("kind") or ("similarity" if "vectors" in agreement else "rate")
+
+
+def agreement_label(agreement: dict) -> str:
+    return agreement.get("label") or _OLD_LABELS.get(agreement["metric"], agreement["metric"])
+
+
 def agreement_text(agreement: dict) -> str:
     if agreement.get("nonfinite_cases"):
         return (f"{agreement['metric']} agreement not computed: NaN/Inf outputs in "
                 f"{agreement['nonfinite_cases']} case(s)")
-    if agreement["metric"] == "cosine":
+    if agreement_kind(agreement) == "similarity":
         return f"cosine min {agreement['value']:.7f} (mean {agreement.get('mean', float('nan')):.7f})"
-    label = {"topk": "top-5", "argmax": "argmax", "span": "start/end"}.get(agreement["metric"], agreement["metric"])
+    label = agreement_label(agreement)
     return f"{label} agreement {agreement.get('agree', 0)}/{agreement.get('total', 0)} ({agreement['value']:.2%})"
 
 

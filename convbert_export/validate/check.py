@@ -216,7 +216,7 @@ def validate(
     if agreement.nonfinite:
         failures.append(f"{spec.agreement} agreement not computed: NaN/Inf outputs in {agreement.nonfinite} "
                         "case(s) (non-finite weights or an overflow)")
-    elif spec.agreement == "cosine":
+    elif agreement.kind == "similarity":
         if min_cosine is not None and not rate >= min_cosine:
             failures.append(f"hidden-state cosine {rate:.6f} is below the threshold {min_cosine}")
     elif min_agreement is not None and not rate >= min_agreement:

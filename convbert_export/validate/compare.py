@@ -8,6 +8,7 @@ Everything accumulates over many cases, so one report covers the whole validatio
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -162,16 +163,22 @@ class Agreement:
         agreement_metric(self.metric)  # an unknown metric fails before any case runs
 
     @property
+    def kind(self) -> str:
+        """``rate`` (agree / total) or ``similarity`` (the minimum over vectors): the metric's kind."""
+        return agreement_metric(self.metric).kind
+
+    @property
     def rate(self) -> float:
         if self.nonfinite:
             return float("nan")
-        if self.metric == "cosine":
+        if self.kind == "similarity":
             return float(np.min(self.cosines)) if self.cosines else float("nan")
         return self.agree / self.total if self.total else float("nan")
 
     def to_dict(self) -> dict:
-        data = {"metric": self.metric, "value": self.rate}
-        if self.metric == "cosine":
+        metric = agreement_metric(self.metric)
+        data = {"metric": self.metric, "kind": metric.kind, "label": metric.label, "value": self.rate}
+        if metric.kind == "similarity":
             data["mean"] = float(np.mean(self.cosines)) if self.cosines else float("nan")
             data["vectors"] = len(self.cosines)
         else:
@@ -200,7 +207,7 @@ def update_agreement(agreement: Agreement, task_metric: str, got: dict, ref: dic
            if np.issubdtype(np.asarray(v).dtype, np.floating)):
         agreement.nonfinite += 1
         return
-    metric(agreement, got, ref, token_mask)
+    metric.add(agreement, got, ref, token_mask)
 
 
 def _count(agreement: Agreement, same: np.ndarray) -> None:
@@ -245,15 +252,36 @@ def span_agreement(agreement: Agreement, got: dict, ref: dict, token_mask) -> No
         _count(agreement, g.argmax(-1) == r.argmax(-1))
 
 
-# metric name (TaskSpec.agreement) -> function(agreement, got, ref, token_mask) adding one case
+@dataclass(frozen=True)
+class AgreementMetric:
+    """One task-level agreement metric.
+
+    Attributes:
+        add: ``add(agreement, got, ref, token_mask)`` accumulates one case.
+        kind: how it is summarized and judged: ``rate`` (agree / total, against
+            ``min_agreement``) or ``similarity`` (the minimum over vectors, against ``min_cosine``).
+        label: what reports call it.
+    """
+
+    add: Callable
+    kind: str
+    label: str
+
+    def __post_init__(self):
+        lookup(AGREEMENT_KINDS, self.kind, "agreement kind")
+
+
+AGREEMENT_KINDS = ("rate", "similarity")
+
+# metric name (TaskSpec.agreement) -> AgreementMetric
 AGREEMENT_METRICS = {
-    "cosine": cosine_agreement,
-    "topk": topk_agreement,
-    "argmax": argmax_agreement,
-    "span": span_agreement,
+    "cosine": AgreementMetric(cosine_agreement, "similarity", "hidden-state cosine"),
+    "topk": AgreementMetric(topk_agreement, "rate", "top-5"),
+    "argmax": AgreementMetric(argmax_agreement, "rate", "argmax"),
+    "span": AgreementMetric(span_agreement, "rate", "start/end"),
 }
 
 
-def agreement_metric(name: str):
-    """The agreement function ``name`` (a TaskSpec's ``agreement``); a miss lists what exists."""
+def agreement_metric(name: str) -> AgreementMetric:
+    """The agreement metric ``name`` (a TaskSpec's ``agreement``); a miss lists what exists."""
     return lookup(AGREEMENT_METRICS, name, "agreement metric")
