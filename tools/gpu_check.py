@@ -178,7 +178,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def missing_prerequisite(torch) -> str | None:
     """One line naming the first missing thing the check needs (ninja, nvcc, a CUDA GPU), or None."""
-    from torch.utils import cpp_extension
+    import logging
+
+    # a CUDA build of torch on a machine without the CUDA runtime logs "No CUDA runtime is found"
+    # when cpp_extension is imported; the line below says what is missing, once
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        from torch.utils import cpp_extension
+    finally:
+        logger.setLevel(level)
 
     if not cpp_extension.is_ninja_available():
         return "ninja not found on PATH: torch compiles the kernel with it; install it with `pip install ninja`"
