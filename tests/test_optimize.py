@@ -53,14 +53,14 @@ def test_fused_variant_is_a_valid_directory_with_the_expected_fusions(exports, t
     assert manifest.precision == "fp32"
     steps = [t["step"] for t in manifest.transformations]
     assert steps == ["pointwise-conv-to-matmul", "attention-to-multiheadattention", "pack-projections",
-                     "ort-transformer-optimizer", "layernorm-as-instancenorm"]
+                     "ort-transformer-optimizer", "first-token-only", "layernorm-as-instancenorm"]
     assert verify_checksums(out) == []
     assert {"config.json", "vocab.txt", "model.onnx"} <= set(manifest.files)
     counts = count_nodes(onnx.load(str(out / "model.onnx")))
     # ONNX Runtime's optimizer fused every LayerNorm with its residual Add (+ the embeddings' Add)...
     assert manifest.transformations[3]["fusions"]["SkipLayerNormalization"] == 2 * LAYERS + 1
     # ...and each then became InstanceNormalization + Mul + Add (ORT's CPU LayerNorm kernels are scalar)
-    assert manifest.transformations[4]["rewritten"] == 2 * LAYERS + 1
+    assert manifest.transformations[5]["rewritten"] == 2 * LAYERS + 1
     assert counts["InstanceNormalization"] == 2 * LAYERS + 1
     assert "com.microsoft::SkipLayerNormalization" not in counts
     assert counts["com.microsoft::BiasGelu"] == LAYERS

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from .graph import Fusion, _attr, _Graph
+from .graph import Fusion, _attr, _Graph, _replace_nodes
 from .settings import MS_DOMAIN
 
 
@@ -302,6 +302,150 @@ class LayerNormAsInstanceNorm(Fusion):
         if has_beta:
             new.append(helper.make_node("Add", [scaled, node.input[beta_at]], [node.output[0]], name=g.fresh("ln_beta")))
         return new, node, [node]
+
+
+# ---- the head reads only the first token: compute the last layer's tail for it alone -----------
+
+#: Ops that compute each position of axis 1 from the same position of their inputs alone, with
+#: the inputs that may be activations (the others must be constants). None: every input.
+_TOKENWISE: dict[tuple[str, str], tuple[int, ...] | None] = {
+    ("", "MatMul"): (0,),
+    ("", "Add"): None, ("", "Sub"): None, ("", "Mul"): None, ("", "Div"): None,
+    ("", "Gelu"): (0,), ("", "Erf"): (0,), ("", "Tanh"): (0,), ("", "Relu"): (0,), ("", "Sigmoid"): (0,),
+    ("", "Sqrt"): (0,), ("", "Cast"): (0,), ("", "Identity"): (0,),
+    ("", "LayerNormalization"): (0,),
+    (MS_DOMAIN, "BiasGelu"): (0,), (MS_DOMAIN, "FastGelu"): (0,), (MS_DOMAIN, "Gelu"): (0,),
+    (MS_DOMAIN, "SkipLayerNormalization"): (0, 1),
+}
+_RANK_OF_INPUT0 = {"MatMul", "Gelu", "Erf", "Tanh", "Relu", "Sigmoid", "Sqrt", "Cast", "Identity",
+                   "LayerNormalization", "BiasGelu", "FastGelu", "SkipLayerNormalization"}
+
+
+def _ranks(model: onnx.ModelProto, g: _Graph) -> dict[str, int]:
+    """Tensor ranks: graph inputs, initializers, value_info, then propagated through the ops above."""
+    ranks: dict[str, int] = {}
+    for value in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output):
+        if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape"):
+            ranks[value.name] = len(value.type.tensor_type.shape.dim)
+    for name in g.inits:
+        ranks[name] = len(g.inits[name].dims)
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            value = g.const(node.output[0])
+            if value is not None:
+                ranks[node.output[0]] = value.ndim
+        if not node.output or node.output[0] in ranks:
+            continue
+        known = [ranks.get(name) for name in node.input if name]
+        if node.op_type in _RANK_OF_INPUT0 and known and known[0] is not None:
+            ranks[node.output[0]] = known[0]
+        elif node.op_type in ("Add", "Sub", "Mul", "Div") and known and None not in known:
+            ranks[node.output[0]] = max(known)
+    return ranks
+
+
+class FirstTokenOnly(Fusion):
+    """When a head reads only position 0 (``Gather(hidden, 0, axis=1)``: the classification and
+    multiple-choice heads), compute the token-wise tail before it (the last layer's output
+    projection, feed-forward and norms) for that position alone.
+
+    Every op between the last token-mixing op (attention, the convolutions) and the Gather
+    computes position ``s`` from position ``s`` of its inputs, so slicing those inputs to
+    ``[:, 0:1]`` computes the same numbers (to float rounding of a 1-row GEMM) and skips the rest:
+    on conv-bert-base that is ~90% of the last layer's multiply-adds. Nodes whose output something
+    else reads (another head, a graph output such as hidden states) are left whole, so the rewrite
+    changes nothing in a graph that returns per-token outputs.
+    """
+
+    def candidates(self, g: _Graph):
+        found = []
+        for node in g.graph.node:
+            if node.op_type != "Gather" or node.domain not in ("", "ai.onnx") or _attr(node, "axis", 0) != 1:
+                continue
+            index = g.const(node.input[1])
+            if index is not None and index.size == 1 and int(index.reshape(-1)[0]) == 0:
+                found.append(node)
+        return found
+
+    def apply(self, model: onnx.ModelProto) -> int:
+        g = _Graph(model)
+        ranks = _ranks(model, g)
+        heads = self.candidates(g)
+        if not heads:
+            return 0
+        nodes = list(g.graph.node)  # held: protobuf wrappers keep their id() only while referenced
+        order = {id(node): index for index, node in enumerate(nodes)}
+        pruned: dict[int, onnx.NodeProto] = {}
+        readers = {id(node) for node in heads}
+
+        def activations(node):
+            allowed = _TOKENWISE.get((node.domain if node.domain != "ai.onnx" else "", node.op_type), ())
+            names = [(i, name) for i, name in enumerate(node.input) if name and g.const(name) is None]
+            if allowed is None:
+                return names, True
+            return names, all(i in allowed for i, _ in names)
+
+        def eligible(node) -> bool:
+            key = (node.domain if node.domain != "ai.onnx" else "", node.op_type)
+            if key not in _TOKENWISE:
+                return False
+            if node.op_type == "MatMul" and (g.const(node.input[1]) is None or g.const(node.input[1]).ndim != 2):
+                return False
+            if node.op_type == "LayerNormalization" and _attr(node, "axis", -1) not in (-1, ranks.get(node.input[0], 0) - 1):
+                return False
+            names, ok = activations(node)
+            rank = ranks.get(node.output[0])
+            if not ok or not names or rank is None or rank < 2:
+                return False
+            if any(ranks.get(name) != rank for _, name in names):
+                return False  # a broadcast activation: its axis 1 is not the positions
+            constants = [] if node.op_type == "MatMul" else [g.const(name) for name in node.input if name]
+            if any(value is not None and value.ndim > 1 for value in constants):
+                return False  # a constant that varies along the positions
+            used = [name for name in node.output if name and (name in g.consumers or name in g.outputs)]
+            if not used or any(name in g.outputs for name in used):
+                return False
+            return all(id(user) in pruned or id(user) in readers for name in used for user in g.consumers[name])
+
+        changed = True
+        while changed:  # to a fixed point, latest nodes first
+            changed = False
+            for node in reversed(nodes):
+                if id(node) not in pruned and eligible(node):
+                    pruned[id(node)] = node
+                    changed = True
+        if not any(node.op_type == "MatMul" for node in pruned.values()):
+            return 0  # nothing worth a Slice
+        starts = g.add_initializer(np.array([0], dtype=np.int64), "first_start")
+        ends = g.add_initializer(np.array([1], dtype=np.int64), "first_end")
+        axes = g.add_initializer(np.array([1], dtype=np.int64), "first_axis")
+        sliced: dict[str, str] = {}
+        insert: dict[int, list[onnx.NodeProto]] = {}
+        for node in sorted(pruned.values(), key=lambda n: order[id(n)]):
+            for index, name in activations(node)[0]:
+                source = g.producer.get(name)
+                if source is not None and id(source) in pruned:
+                    continue
+                if name not in sliced:
+                    sliced[name] = g.fresh("first_token")
+                    insert.setdefault(id(node), []).append(
+                        helper.make_node("Slice", [name, starts, ends, axes], [sliced[name]], name=g.fresh("first_slice")))
+                node.input[index] = sliced[name]
+        _replace_nodes(g.graph, set(), insert)
+        # the tensors now hold one position (types stay: the quantizer reads them)
+        shrunk = {name for node in pruned.values() for name in node.output}
+        for value in model.graph.value_info:
+            if value.name in shrunk and value.type.tensor_type.HasField("shape"):
+                dims = value.type.tensor_type.shape.dim
+                if len(dims) > 1:
+                    dims[1].Clear()
+                    dims[1].dim_value = 1
+        return sum(1 for node in pruned.values() if node.op_type in ("MatMul",))
+
+
+def first_token_only(model: onnx.ModelProto) -> int:
+    """Apply :class:`FirstTokenOnly`; returns the number of MatMuls that now run on one position."""
+    return FirstTokenOnly().apply(model)
 
 
 def layernorm_as_instancenorm(model: onnx.ModelProto) -> int:

@@ -19,6 +19,7 @@ from ..progress import QUIET, Progress
 from .precision import _name_nodes, calibration_feeds, quantize_int8_dynamic, quantize_int8_static, to_fp16
 from .rewrites import (
     attention_to_mha,
+    first_token_only,
     layernorm_as_instancenorm,
     ort_transformer_fusions,
     pack_projections,
@@ -45,6 +46,9 @@ def optimize_model_proto(model: onnx.ModelProto, settings: OptimizeSettings) -> 
         model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
     steps.append({"step": "ort-transformer-optimizer", "tool": "onnxruntime.transformers.optimizer",
                   "model_type": "bert", "fusions": stats})
+    if settings.prune_first_token:
+        count = first_token_only(model)
+        steps.append({"step": "first-token-only", "tool": "convbert_export", "rewritten": count})
     if settings.instance_norm and not settings.fp16:
         count = layernorm_as_instancenorm(model)
         steps.append({"step": "layernorm-as-instancenorm", "tool": "convbert_export", "rewritten": count})
