@@ -1,4 +1,5 @@
-// ONNX Runtime custom-op library: DynamicConv (domain com.convbert_export), CPU, float32 and float16.
+// ONNX Runtime custom-op library: DynamicConv (domain com.convbert_export), CPU, float32 and float16;
+// RegisterCustomOps also adds the ops of cpu_fused_ops.cc (DepthwiseConv, AddLayerNorm) to the same domain.
 //
 // Entry point RegisterCustomOps(OrtSessionOptions*, const OrtApiBase*), so Python loads it with
 // SessionOptions.register_custom_ops_library(path). Built against the API version 21 headers
@@ -9,33 +10,21 @@
 #include <string>
 #include <vector>
 
-#define ORT_API_MANUAL_INIT
-#include "onnxruntime_cxx_api.h"
-#undef ORT_API_MANUAL_INIT
-
 #include "dynamic_conv_kernel.h"
+#include "op_library.h"
 
 namespace {
 
-constexpr const char* kDomain = "com.convbert_export";
+using convbert_ort::kDomain;
+using convbert_ort::make_error;
+using convbert_ort::shape_string;
+
 constexpr const char* kOpType = "DynamicConv";
 // The newest OrtApi this library asks for: onnxruntime >= 1.21 provides it.
 constexpr uint32_t kRequestedApiVersion = ORT_API_VERSION < 21 ? ORT_API_VERSION : 21;
 // Multiply-adds per parallel task (rows of batch x sequence are grouped to reach it); a call with
 // less than two tasks of work runs on the calling thread.
 constexpr int64_t kMinWorkPerTask = 1 << 15;  // multiply-adds
-
-// The custom-op callbacks return raw OrtStatus pointers that ONNX Runtime takes ownership of
-// (an Ort::Status would free its status on return): always hand them over with release().
-OrtStatusPtr make_error(const std::string& message) {
-  return Ort::Status(message.c_str(), ORT_INVALID_ARGUMENT).release();
-}
-
-std::string shape_string(const std::vector<int64_t>& shape) {
-  std::string out = "(";
-  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
-  return out + ")";
-}
 
 template <typename T>
 struct ParallelTask {
@@ -105,6 +94,7 @@ struct DynamicConvKernel {
 
 template <typename T, typename U, ONNXTensorElementDataType kType>
 struct DynamicConvOp : Ort::CustomOpBase<DynamicConvOp<T, U, kType>, DynamicConvKernel<T, U>, /*WithStatus=*/true> {
+  DynamicConvOp() { this->InferOutputShapeFn = convbert_ort::output_like_input0; }  // out has the shape of value
   OrtStatusPtr CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* info, void** op_kernel) const {
     try {
       Ort::ConstKernelInfo kernel_info(info);
@@ -129,15 +119,6 @@ struct DynamicConvOp : Ort::CustomOpBase<DynamicConvOp<T, U, kType>, DynamicConv
   ONNXTensorElementDataType GetInputType(size_t /*index*/) const { return kType; }
   size_t GetOutputTypeCount() const { return 1; }
   ONNXTensorElementDataType GetOutputType(size_t /*index*/) const { return kType; }
-
-  // The output has the shape of `value`.
-  static OrtStatusPtr InferOutputShape(Ort::ShapeInferContext& ctx) {
-    try {
-      return ctx.SetOutputShape(0, ctx.GetInputShape(0), kType).release();
-    } catch (const Ort::Exception& e) {
-      return Ort::Status(e).release();
-    }
-  }
 };
 
 using DynamicConvFloat = DynamicConvOp<float, float, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT>;
@@ -180,6 +161,7 @@ OrtStatus* ORT_API_CALL RegisterCustomOps(OrtSessionOptions* options, const OrtA
     Ort::CustomOpDomain domain(kDomain);
     domain.Add(&float_op);
     domain.Add(&half_op);
+    convbert_ort::add_cpu_fused_ops(domain);
     Ort::UnownedSessionOptions session_options(options);
     session_options.Add(domain);
     std::lock_guard<std::mutex> lock(domains_mutex());
