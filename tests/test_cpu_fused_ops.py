@@ -84,7 +84,7 @@ def _depthwise_session(library, mask_input: str | None, threads: int = 2):
     inputs = {"x": 3, "w": 2}
     if mask_input:
         inputs[mask_input] = 3 if mask_input == "mask3" else 2
-    node = helper.make_node("DepthwiseConv", names, ["y"], domain=custom_ops.DOMAIN)
+    node = helper.make_node(custom_ops.DEPTHWISE_CONV_OP_TYPE, names, ["y"], domain=custom_ops.DOMAIN)
     return _session(library, [node], inputs, ["y"], threads)
 
 
@@ -124,6 +124,31 @@ def test_depthwise_conv_matches_numpy_and_standard_ops(library, batch, seq, chan
     assert y.dtype == np.float32 and y.shape == x.shape
     np.testing.assert_allclose(y, _depthwise_numpy(x, weight, mask), rtol=0, atol=ATOL)
     np.testing.assert_allclose(y, _depthwise_standard(x, weight, mask), rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("batch,seq,channels,k", [(1, 128, 768, 9), (2, 13, 40, 5)])
+def test_depthwise_conv_with_a_constant_weight(library, batch, seq, channels, k):
+    """A weight initializer is regrouped once when the kernel is created: same result as a weight input."""
+    from onnx import numpy_helper
+
+    x, weight, mask = _depthwise_inputs(batch, seq, channels, k, "mask", seed=5)
+    node = helper.make_node(custom_ops.DEPTHWISE_CONV_OP_TYPE, ["x", "w", "mask"], ["y"], domain=custom_ops.DOMAIN)
+    graph = helper.make_graph(
+        [node], "constant_weight",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "sequence", channels]),
+         helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", "sequence"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18),
+                                                    helper.make_opsetid(custom_ops.DOMAIN, custom_ops.OP_VERSION)])
+    options = ort.SessionOptions()
+    options.register_custom_ops_library(str(library))
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    (y,) = session.run(None, {"x": x, "mask": mask})
+    np.testing.assert_allclose(y, _depthwise_numpy(x, weight, mask), rtol=0, atol=ATOL)
+    (y_input,) = _depthwise_session(library, "mask").run(None, {"x": x, "w": weight, "mask": mask})
+    np.testing.assert_array_equal(y, y_input)
 
 
 def test_depthwise_conv_masked_positions_contribute_nothing(library):
@@ -184,7 +209,8 @@ def _layer_norm_node(with_skip, with_beta, with_bias, with_sum, epsilon=None):
         names.pop()
     attrs = {} if epsilon is None else {"epsilon": epsilon}
     outputs = ["y", "sum"] if with_sum else ["y"]
-    return helper.make_node("AddLayerNorm", names, outputs, domain=custom_ops.DOMAIN, **attrs), [n for n in names if n]
+    node = helper.make_node(custom_ops.ADD_LAYER_NORM_OP_TYPE, names, outputs, domain=custom_ops.DOMAIN, **attrs)
+    return node, [n for n in names if n]
 
 
 LAYER_NORM_SHAPES = [(1, 128, 768), (2, 5, 37), (3, 16), (1, 1, 8), (4, 100)]
@@ -262,8 +288,8 @@ def test_output_shape_is_inferred_as_the_input_shape(library):
     """ONNX Runtime's graph gets x's shape, symbolic dimensions included, for both ops' outputs (and
     DynamicConv's: the API 21 C++ wrapper used to lose symbolic dimensions)."""
     nodes = [
-        helper.make_node("DepthwiseConv", ["x", "w"], ["conv"], domain=custom_ops.DOMAIN),
-        helper.make_node("AddLayerNorm", ["conv", "", "gamma"], ["norm"], domain=custom_ops.DOMAIN),
+        helper.make_node(custom_ops.DEPTHWISE_CONV_OP_TYPE, ["x", "w"], ["conv"], domain=custom_ops.DOMAIN),
+        helper.make_node(custom_ops.ADD_LAYER_NORM_OP_TYPE, ["conv", "", "gamma"], ["norm"], domain=custom_ops.DOMAIN),
         helper.make_node("Relu", ["norm"], ["relu"]),
         helper.make_node("DynamicConv", ["x", "logits"], ["dynamic"], domain=custom_ops.DOMAIN,
                          kernel_size=3, num_heads=2, head_size=16),
@@ -299,7 +325,7 @@ def test_depthwise_conv_bad_shapes_name_the_expected_shape(library, x_shape, w_s
     names = ["x", "w"] + (["mask"] if mask_shape else [])
     if mask_shape:
         feeds["mask"] = np.zeros(mask_shape, np.float32)
-    node = helper.make_node("DepthwiseConv", names, ["y"], domain=custom_ops.DOMAIN)
+    node = helper.make_node(custom_ops.DEPTHWISE_CONV_OP_TYPE, names, ["y"], domain=custom_ops.DOMAIN)
     session = _session(library, [node], {name: value.ndim for name, value in feeds.items()}, ["y"])
     with pytest.raises(Exception, match="DepthwiseConv: input " + message):
         session.run(None, feeds)

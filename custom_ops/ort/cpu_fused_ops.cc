@@ -6,6 +6,7 @@
 // intra-op thread pool in tasks big enough that small calls stay on the calling thread.
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,10 +17,12 @@
 namespace convbert_ort {
 namespace {
 
-// Rows of (batch x sequence) per parallel task. Tuned with tools/bench_fused_ops.py: waking a
-// pool thread (spinning off) costs about as much as a few dozen rows of either op.
-constexpr int64_t kDepthwiseRowsPerTask = 32;
-constexpr int64_t kLayerNormRowsPerTask = 64;
+// Rows of (batch x sequence) per parallel task: a call with fewer rows than two tasks runs on the
+// calling thread. Measured with tools/bench_fused_ops.py (2 EPYC vCPUs, spinning off): a sleeping
+// pool thread joined too late to help below a few hundred rows (1 x 128 x 768 took 15-17 us on one
+// thread, 19-24 us split into tasks of 8-64 rows), so 1 x 128 stays on the calling thread.
+constexpr int64_t kDepthwiseRowsPerTask = 128;
+constexpr int64_t kLayerNormRowsPerTask = 128;
 
 bool present(const Ort::ConstValue& value) { return static_cast<const OrtValue*>(value) != nullptr; }
 
@@ -37,6 +40,10 @@ void depthwise_conv_task(const convbert::DepthwiseConvArgs& args, int64_t row_be
 }
 
 struct DepthwiseConvKernel {
+  // The weight regrouped once when it is a constant initializer (else per call).
+  std::vector<float> constant_taps;
+  std::vector<int64_t> constant_weight_shape;
+
   OrtStatusPtr ComputeV2(OrtKernelContext* raw_context) {
     try {
       Ort::KernelContext context(raw_context);
@@ -71,11 +78,14 @@ struct DepthwiseConvKernel {
       convbert::DepthwiseConvArgs args;
       args.shape = convbert::DepthwiseConvShape{x_shape[0], x_shape[1], channels, w_shape[1]};
       if (args.shape.rows() == 0 || channels == 0) return nullptr;
-      const std::vector<float> taps = convbert::depthwise_conv_taps(weight.GetTensorData<float>(), channels, w_shape[1]);
+      std::vector<float> taps;
+      if (w_shape != constant_weight_shape) {
+        taps = convbert::depthwise_conv_taps(weight.GetTensorData<float>(), channels, w_shape[1]);
+      }
       const std::vector<float> zeros(static_cast<size_t>(channels), 0.0f);
       args.x = x.GetTensorData<float>();
       args.weight = weight.GetTensorData<float>();
-      args.taps = taps.data();
+      args.taps = taps.empty() ? constant_taps.data() : taps.data();
       args.mask = mask_data;
       args.zeros = zeros.data();
       args.y = y.GetTensorMutableData<float>();
@@ -92,9 +102,25 @@ struct DepthwiseConvKernel {
 
 struct DepthwiseConvOp : Ort::CustomOpBase<DepthwiseConvOp, DepthwiseConvKernel, /*WithStatus=*/true> {
   DepthwiseConvOp() { InferOutputShapeFn = output_like_input0; }  // y has the shape of x
-  OrtStatusPtr CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* /*info*/, void** op_kernel) const {
-    *op_kernel = new DepthwiseConvKernel{};
-    return nullptr;
+  OrtStatusPtr CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* info, void** op_kernel) const {
+    try {
+      auto kernel = std::make_unique<DepthwiseConvKernel>();
+      int is_constant = 0;
+      Ort::ConstValue weight = Ort::ConstKernelInfo(info).GetTensorConstantInput(1, &is_constant);
+      if (is_constant && present(weight)) {
+        const std::vector<int64_t> shape = shape_of(weight);
+        if (shape.size() == 2 && shape[1] >= 1 && shape[1] % 2 == 1 && shape[1] <= convbert::kDepthwiseMaxKernelSize) {
+          kernel->constant_taps = convbert::depthwise_conv_taps(weight.GetTensorData<float>(), shape[0], shape[1]);
+          kernel->constant_weight_shape = shape;
+        }
+      }
+      *op_kernel = kernel.release();
+      return nullptr;
+    } catch (const Ort::Exception& e) {
+      return Ort::Status(e).release();
+    } catch (const std::exception& e) {
+      return Ort::Status(e).release();
+    }
   }
   const char* GetName() const { return "DepthwiseConv"; }
   size_t GetInputTypeCount() const { return 3; }  // x, weight, mask
