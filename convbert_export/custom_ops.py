@@ -36,6 +36,11 @@ from .progress import QUIET, Progress
 DOMAIN = "com.convbert_export"
 OP_TYPE = "DynamicConv"
 OP_VERSION = 1
+#: The library's CPU float32 ops in the same domain and version (spec in ``custom_ops/README.md``):
+#: DepthwiseConv(x (B,S,C), weight (C,K), [mask (B,S) or (B,S,1)]) and
+#: AddLayerNorm(x, [skip], gamma, [beta], [bias]; epsilon) -> y, [x + skip + bias].
+DEPTHWISE_CONV_OP_TYPE = "DepthwiseConv"
+ADD_LAYER_NORM_OP_TYPE = "AddLayerNorm"
 PLUGIN_NAMESPACE = "convbert_export"
 PLUGIN_VERSION = "1"
 
