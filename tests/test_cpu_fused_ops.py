@@ -348,3 +348,77 @@ def test_add_layer_norm_bad_shapes_name_the_expected_shape(library, name, shape,
     session = _session(library, [node], {n: feeds[n].ndim for n in names}, ["y"])
     with pytest.raises(Exception, match="AddLayerNorm: input " + message):
         session.run(None, feeds)
+
+
+# ---- every ISA level ----------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+HARNESS = REPO / "tests" / "native" / "cpu_kernels_harness.cc"
+# -march level -> the /proc/cpuinfo flags it needs (the library's clones: default, x86-64-v3, x86-64-v4)
+ISA_LEVELS = {
+    "x86-64": (),
+    "x86-64-v3": ("avx2", "fma", "bmi2"),
+    "x86-64-v4": ("avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"),
+}
+_HARNESSES: dict[str, Path] = {}
+
+
+def _harness(level: str, directory: Path) -> Path:
+    """The kernels built for one -march level, with the per-ISA clones turned off."""
+    import platform
+    import subprocess
+
+    from convbert_export.cpu import cpu_features
+
+    if platform.machine() != "x86_64" or not Path("/proc/cpuinfo").is_file():
+        pytest.skip("the ISA-level clones are x86-64 Linux only")
+    missing = [flag for flag in ISA_LEVELS[level] if flag not in cpu_features().flags]
+    if missing:
+        pytest.skip(f"this CPU cannot run {level} code (no {', '.join(missing)})")
+    if level not in _HARNESSES:
+        compiler = custom_ops._find_cxx_compiler()
+        assert compiler, "no C++ compiler (the library fixture needs one too)"
+        binary = directory / f"cpu_kernels_{level}"
+        command = [compiler, "-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-psabi", f"-march={level}",
+                   "-DCONVBERT_CPU_CLONES=", "-I", str(REPO / "custom_ops" / "include"), str(HARNESS), "-o", str(binary)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        _HARNESSES[level] = binary
+    return _HARNESSES[level]
+
+
+def _run_harness(binary: Path, directory: Path, inputs: list, args: list) -> np.ndarray:
+    import subprocess
+
+    source, target = directory / "in.bin", directory / "out.bin"
+    np.concatenate([np.ravel(a).astype(np.float32) for a in inputs]).tofile(source)
+    result = subprocess.run([str(binary), args[0], str(source), str(target), *map(str, args[1:])],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 3, "the rows split in two gave different bits than one call"
+    assert result.returncode == 0, result.stderr
+    return np.fromfile(target, dtype=np.float32)
+
+
+@pytest.mark.parametrize("level", list(ISA_LEVELS))
+def test_kernels_compiled_for_each_isa_level_match_numpy(level, tmp_path_factory):
+    """The clones the loader does not pick on this CPU (AVX2, baseline) compute the same semantics."""
+    directory = tmp_path_factory.mktemp(f"isa-{level}")
+    binary = _harness(level, directory)
+    for batch, seq, channels, k, mask_kind, split in [(1, 128, 768, 9, "mask", 61), (2, 13, 40, 9, "mask", 5),
+                                                      (2, 7, 24, 5, "none", 3), (3, 2, 17, 9, "mask", 1)]:
+        x, weight, mask = _depthwise_inputs(batch, seq, channels, k, mask_kind, seed=channels)
+        inputs = [x, weight] + ([mask] if mask is not None else [])
+        y = _run_harness(binary, directory, inputs, ["depthwise", batch, seq, channels, k, int(mask is not None), split])
+        np.testing.assert_allclose(y.reshape(x.shape), _depthwise_numpy(x, weight, mask), rtol=0, atol=ATOL,
+                                   err_msg=f"{level} depthwise {(batch, seq, channels, k)}")
+    for rows, channels, with_optional, split in [(128, 768, True, 50), (30, 37, True, 7), (5, 8, False, 2)]:
+        x, skip, gamma, beta, bias = _layer_norm_inputs((rows, channels), seed=rows)
+        inputs = [x, skip, gamma, beta, bias] if with_optional else [x, gamma]
+        flag = int(with_optional)
+        out = _run_harness(binary, directory, inputs, ["layernorm", rows, channels, 1e-12, flag, flag, flag, flag, split])
+        optional = (skip, beta, bias) if with_optional else (None, None, None)
+        expected = _layer_norm_numpy(x, optional[0], gamma, optional[1], optional[2], 1e-12)
+        np.testing.assert_allclose(out[:x.size].reshape(x.shape), expected, rtol=0, atol=ATOL,
+                                   err_msg=f"{level} layernorm {(rows, channels)}")
+        if with_optional:
+            np.testing.assert_array_equal(out[x.size:].reshape(x.shape), (x + skip) + bias)

@@ -19,10 +19,14 @@ typedef float Vec4 __attribute__((vector_size(4 * sizeof(float))));
 
 #define CONVBERT_INLINE inline __attribute__((always_inline))
 
+// Defined beforehand (e.g. empty), it compiles one version for the -march given instead (the tests
+// build each ISA level that way, so the clones this CPU does not pick are checked too).
+#ifndef CONVBERT_CPU_CLONES
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define CONVBERT_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define CONVBERT_CPU_CLONES
+#endif
 #endif
 
 // GCC notes that a 64-byte vector passed by value has an ISA-dependent ABI (-Wpsabi) wherever these
