@@ -8,7 +8,6 @@
 // into the clone that calls them and never cross a call boundary.
 #pragma once
 
-#include <cstring>
 
 namespace convbert {
 
@@ -32,13 +31,14 @@ typedef float Vec4 __attribute__((vector_size(4 * sizeof(float))));
 // GCC notes that a 64-byte vector passed by value has an ISA-dependent ABI (-Wpsabi) wherever these
 // helpers are called; they are always inlined, so no such call is made: files that include this
 // header are compiled with -Wno-psabi (CMakeLists.txt).
-CONVBERT_INLINE Vec16 load16(const float* p) {
-  Vec16 v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
+// Unaligned loads and stores through a 4-byte-aligned vector type. GCC lets a vector of float alias
+// float (and nothing else), so unlike a memcpy a store does not make the compiler reload pointers
+// it holds in other objects (e.g. an argument struct's fields) after every store.
+typedef float Vec16Unaligned __attribute__((vector_size(kLanes * sizeof(float)), aligned(alignof(float))));
 
-CONVBERT_INLINE void store16(float* p, Vec16 v) { std::memcpy(p, &v, sizeof(v)); }
+CONVBERT_INLINE Vec16 load16(const float* p) { return *reinterpret_cast<const Vec16Unaligned*>(p); }
+
+CONVBERT_INLINE void store16(float* p, Vec16 v) { *reinterpret_cast<Vec16Unaligned*>(p) = v; }
 
 CONVBERT_INLINE Vec16 splat16(float f) { return Vec16{} + f; }
 
