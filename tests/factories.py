@@ -183,15 +183,15 @@ def demo_export(task: str, padding: str = "exact", dynamic_conv: str = "decompos
     return _CACHE[key]
 
 
-def optimized_export(task: str, **settings) -> Path:
-    """``demo_export(task)`` optimized with ``OptimizeSettings(validate=False, **settings)`` into a
-    process-wide temporary directory (read-only by convention)."""
+def optimized_export(task: str, dynamic_conv: str = "decomposed", **settings) -> Path:
+    """``demo_export(task, dynamic_conv=...)`` optimized with ``OptimizeSettings(validate=False,
+    **settings)`` into a process-wide temporary directory (read-only by convention)."""
     from convbert_export.optimize import OptimizeSettings, optimize
 
-    key = ("optimized", task, tuple(sorted(settings.items())))
+    key = ("optimized", task, dynamic_conv, tuple(sorted(settings.items())))
     if key not in _CACHE:
         # named "<task>-<setting names>" (e.g. "text-classification-int8"), as evaluate shows it
         out = _root() / f"optimized-{len(_CACHE)}" / "-".join([task, *sorted(settings)])
-        optimize(demo_export(task), out, OptimizeSettings(validate=False, **settings))
+        optimize(demo_export(task, dynamic_conv=dynamic_conv), out, OptimizeSettings(validate=False, **settings))
         _CACHE[key] = out
     return _CACHE[key]

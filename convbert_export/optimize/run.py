@@ -16,6 +16,7 @@ from ..errors import InvalidInputError, ValidationFailedError
 from ..fileio import atomic_directory, check_no_overlap
 from ..manifest import UNCHECKED, Manifest, file_checksums, load_manifest, verify_checksums, write_manifest
 from ..progress import QUIET, Progress
+from .cpu_ops import depthwise_to_custom_op, skip_layer_norm_to_custom_op
 from .precision import _name_nodes, calibration_feeds, quantize_int8_dynamic, quantize_int8_static, to_fp16
 from .rewrites import (
     attention_to_mha,
@@ -49,10 +50,22 @@ def optimize_model_proto(model: onnx.ModelProto, settings: OptimizeSettings) -> 
     if settings.prune_first_token:
         count = first_token_only(model)
         steps.append({"step": "first-token-only", "tool": "convbert_export", "rewritten": count})
+    if settings.cpu_ops and not settings.fp16 and _needs_our_library(model):
+        count = skip_layer_norm_to_custom_op(model)
+        steps.append({"step": "skiplayernorm-to-addlayernorm", "tool": "convbert_export", "rewritten": count})
+        count = depthwise_to_custom_op(model)
+        steps.append({"step": "depthwise-to-depthwiseconv", "tool": "convbert_export", "rewritten": count})
     if settings.instance_norm and not settings.fp16:
         count = layernorm_as_instancenorm(model)
         steps.append({"step": "layernorm-as-instancenorm", "tool": "convbert_export", "rewritten": count})
     return model, steps
+
+
+def _needs_our_library(model: onnx.ModelProto) -> bool:
+    """Whether the graph already runs one of our custom ops (a ``custom-op`` export)."""
+    from ..custom_ops import DOMAIN
+
+    return any(node.domain == DOMAIN for node in model.graph.node)
 
 
 class _QuietRootLogger:

@@ -33,6 +33,10 @@ class OptimizeSettings:
             conv-bert-base). Graphs with per-token outputs are left as they are. ``None``: on,
             except for static int8, whose calibrated ranges for that tail would then come from
             one row per text (measured on the demo grid: argmax 60/61 instead of 61/61).
+        cpu_ops: in exports that already need our custom-op library (``custom-op`` DynamicConv),
+            run SkipLayerNormalization as our vectorized ``AddLayerNorm`` and the depthwise
+            convolution (with its mask and transposes) as ``DepthwiseConv``
+            (``optimize.cpu_ops``). Not applied to fp16 variants (float32 kernels).
         int8: ``None``, ``"dynamic"`` (weights int8, activations quantized per call) or
             ``"static"`` (QDQ with calibrated activation ranges).
         fp16: float16 weights and activations (for GPUs); exclusive with ``int8``.
@@ -56,6 +60,7 @@ class OptimizeSettings:
     pack: bool = True
     instance_norm: bool = True
     first_token: bool | None = None
+    cpu_ops: bool = True
     int8: str | None = None
     fp16: bool = False
     openvino: str | None = None
