@@ -125,3 +125,20 @@ def test_per_token_heads_are_left_alone(task):
     steps = json.loads((optimized_export(task) / "manifest.json").read_text())["transformations"]
     assert [s["rewritten"] for s in steps if s["step"] == "first-token-only"] == [0]
     assert demo_export(task).is_dir()
+
+
+def test_openvino_variants_get_the_rewrite_and_the_same_logits(tmp_path):
+    pytest.importorskip("openvino")
+    from convbert_export.manifest import load_manifest
+    from convbert_export.optimize import OptimizeSettings, optimize
+
+    out = tmp_path / "ov-f32"
+    result = optimize(demo_export("text-classification"), out, OptimizeSettings(openvino="f32"))
+    assert result.report.passed
+    steps = [s for s in load_manifest(out).transformations if s["step"] == "first-token-only"]
+    assert steps and steps[0]["rewritten"] == 3
+    assert not list(tmp_path.glob(".first-token-*"))  # the rewritten graph's folder is gone
+    with _session(out) as a, _session(demo_export("text-classification")) as b:
+        feeds = {"input_ids": np.array([[2, 40, 41, 42, 3]]), "attention_mask": np.ones((1, 5), np.int64),
+                 "token_type_ids": np.zeros((1, 5), np.int64)}
+        np.testing.assert_allclose(a.run(feeds)["logits"], b.run(feeds)["logits"], atol=1e-5, rtol=0)

@@ -36,6 +36,7 @@ Imports openvino and nncf lazily.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,23 +134,55 @@ def _is_constant(node) -> bool:
     return node.get_type_name() == "Constant"
 
 
+def _first_token_graph(source_model: Path, work: Path) -> tuple[Path, int]:
+    """``source_model`` with ``optimize.rewrites.FirstTokenOnly`` applied (a head that reads
+    position 0 gets the last layer's token-wise tail for that position alone), saved in ``work``;
+    the source itself when the rewrite finds nothing."""
+    import onnx
+
+    from ..optimize.rewrites import first_token_only
+
+    model = onnx.load(str(source_model))
+    count = first_token_only(model)
+    if not count:
+        return source_model, 0
+    path = work / source_model.name
+    onnx.save_model(model, str(path), save_as_external_data=True, location=path.name + ".data")
+    return path, count
+
+
 def write_openvino_variant(source_model: Path, manifest, directory: Path, variant: OpenVinoVariant,
                            progress: Progress | None = None) -> tuple[list[dict], dict, dict]:
     """Convert ``source_model`` (an fp32 ``model.onnx``) into ``directory/openvino_model.{xml,bin}``.
 
     Returns ``(transformation steps, backend_options for the manifest, op counts of the IR)``.
     """
-    from ..runtime.openvino import IR_BIN, IR_XML, import_openvino, read_onnx
+    from ..runtime.openvino import import_openvino
 
     progress = progress or QUIET
     check_bf16(variant)
     ov = import_openvino()
     core = ov.Core()
+    # the rewritten graph's weights stay on disk until the IR is written (OpenVINO maps them)
+    work = tempfile.TemporaryDirectory(dir=directory.parent, prefix=".first-token-")
+    try:
+        return _write_ir(core, ov, source_model, Path(work.name), manifest, directory, variant, progress)
+    finally:
+        work.cleanup()
+
+
+def _write_ir(core, ov, source_model: Path, work: Path, manifest, directory: Path, variant: OpenVinoVariant,
+              progress: Progress) -> tuple[list[dict], dict, dict]:
+    from ..runtime.openvino import IR_BIN, IR_XML, read_onnx
+
     with progress.step("reading the ONNX model into OpenVINO"):
-        model = read_onnx(core, source_model, manifest.to_dict())
+        source, pruned = _first_token_graph(source_model, work)
+        model = read_onnx(core, source, manifest.to_dict())
     steps: list[dict] = [{"step": "openvino-ir", "tool": f"openvino {ov.get_version()}",
                           "dynamic_conv": "function body inlined" if manifest.uses_custom_op else "decomposed",
                           "weights": "f32"}]
+    if pruned:
+        steps.append({"step": "first-token-only", "tool": "convbert_export", "rewritten": pruned})
     if variant.weights:
         nncf = _import_nncf()
         mode = {"int8_sym": nncf.CompressWeightsMode.INT8_SYM, "int8_asym": nncf.CompressWeightsMode.INT8_ASYM}[variant.weights]

@@ -5,6 +5,8 @@ custom-op``):
 * :class:`DepthwiseToCustomOp`: ``Transpose(Conv(Transpose(Mul(x, mask)), W, group=C))`` (the
   separable convolution's depthwise half, run by ONNX Runtime in (B, C, S) layout between two
   transposes) as one ``DepthwiseConv(x, W[:, 0, :], mask)`` in (B, S, C) layout.
+* :class:`BiasGeluToCustomOp`: ``com.microsoft::BiasGelu`` (exact, erf) as our vectorized
+  ``BiasGelu`` (ONNX Runtime's CPU kernel takes ~200 us per 128 x 3072 call at 2 threads).
 * :class:`SkipLayerNormToCustomOp`: ``com.microsoft::SkipLayerNormalization`` (residual Add +
   LayerNorm, whose ONNX Runtime CPU kernel is scalar) as one vectorized ``AddLayerNorm``.
 
@@ -25,6 +27,7 @@ from .settings import MS_DOMAIN
 
 DEPTHWISE_OP = "DepthwiseConv"
 ADD_LAYER_NORM_OP = "AddLayerNorm"
+BIAS_GELU_OP = "BiasGelu"
 
 
 def _opset(model: onnx.ModelProto) -> int:
@@ -67,6 +70,43 @@ def add_layer_norm_function(opset: int) -> onnx.FunctionProto:
     ]
     return helper.make_function(DOMAIN, ADD_LAYER_NORM_OP, ["x", "skip", "gamma", "beta", "bias"], ["y"], nodes,
                                 [helper.make_opsetid("", opset)], attributes=["epsilon"])
+
+
+def bias_gelu_function(opset: int) -> onnx.FunctionProto:
+    """``BiasGelu(x, bias)`` = ``0.5 * z * (1 + Erf(z / sqrt(2)))``, ``z = x + bias``."""
+    nodes = [
+        helper.make_node("Constant", [], ["root2"], value_float=float(np.sqrt(2.0))),
+        helper.make_node("Constant", [], ["one"], value_float=1.0),
+        helper.make_node("Constant", [], ["half"], value_float=0.5),
+        helper.make_node("Add", ["x", "bias"], ["z"]),
+        helper.make_node("Div", ["z", "root2"], ["scaled"]),
+        helper.make_node("Erf", ["scaled"], ["erf"]),
+        helper.make_node("Add", ["erf", "one"], ["cdf2"]),
+        helper.make_node("Mul", ["z", "cdf2"], ["twice"]),
+        helper.make_node("Mul", ["twice", "half"], ["y"]),
+    ]
+    return helper.make_function(DOMAIN, BIAS_GELU_OP, ["x", "bias"], ["y"], nodes, [helper.make_opsetid("", opset)])
+
+
+class BiasGeluToCustomOp(Fusion):
+    """``com.microsoft::BiasGelu(x, bias)`` (bias a float32 constant vector) -> ours."""
+
+    anchors = ("BiasGelu",)
+
+    def match(self, g: _Graph, node):
+        if node.domain != MS_DOMAIN or len(node.input) != 2:
+            return None
+        bias = g.const(node.input[1])
+        if bias is None or bias.ndim != 1 or bias.dtype != np.float32:
+            return None
+        return node
+
+    def fuse(self, g: _Graph, node):
+        new = helper.make_node(BIAS_GELU_OP, list(node.input), [node.output[0]], domain=DOMAIN, name=g.fresh("bias_gelu"))
+        return [new], node, [node]
+
+    def finish(self, model: onnx.ModelProto) -> None:
+        _declare(model, bias_gelu_function(_opset(model)))
 
 
 class DepthwiseToCustomOp(Fusion):
@@ -195,6 +235,11 @@ class SkipLayerNormToCustomOp(Fusion):
 def depthwise_to_custom_op(model: onnx.ModelProto) -> int:
     """Apply :class:`DepthwiseToCustomOp`; returns the number of rewritten convolutions."""
     return DepthwiseToCustomOp().apply(model)
+
+
+def bias_gelu_to_custom_op(model: onnx.ModelProto) -> int:
+    """Apply :class:`BiasGeluToCustomOp`; returns the number of rewritten activations."""
+    return BiasGeluToCustomOp().apply(model)
 
 
 def skip_layer_norm_to_custom_op(model: onnx.ModelProto) -> int:
