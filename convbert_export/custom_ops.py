@@ -41,6 +41,7 @@ OP_VERSION = 1
 #: AddLayerNorm(x, [skip], gamma, [beta], [bias]; epsilon) -> y, [x + skip + bias].
 DEPTHWISE_CONV_OP_TYPE = "DepthwiseConv"
 ADD_LAYER_NORM_OP_TYPE = "AddLayerNorm"
+BIAS_GELU_OP_TYPE = "BiasGelu"
 PLUGIN_NAMESPACE = "convbert_export"
 PLUGIN_VERSION = "1"
 

@@ -352,6 +352,49 @@ def test_add_layer_norm_bad_shapes_name_the_expected_shape(library, name, shape,
 
 # ---- every ISA level ----------------------------------------------------------------------------------
 
+# ---- BiasGelu -----------------------------------------------------------------------------------------
+
+def _gelu_numpy(x, bias):
+    from math import erf
+
+    z = (x.astype(np.float64) + bias.astype(np.float64))
+    return (0.5 * z * (1.0 + np.vectorize(erf)(z / np.sqrt(2.0)))).astype(np.float32)
+
+
+def _gelu_inputs(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 3.0).astype(np.float32)  # GELU's curved part and both tails
+    x.reshape(-1)[:4] = [0.0, -0.0, 1e-8, -40.0]
+    return x, (rng.standard_normal(shape[-1]) * 0.5).astype(np.float32)
+
+
+@pytest.mark.parametrize("shape", [(1, 128, 3072), (2, 5, 37), (3, 16), (1, 1, 8), (7,)])
+def test_bias_gelu_matches_numpy_and_onnx_runtimes_own(library, shape):
+    x, bias = _gelu_inputs(shape, seed=sum(shape))
+    node = helper.make_node("BiasGelu", ["x", "bias"], ["y"], domain=custom_ops.DOMAIN)
+    ours = _session(library, [node], {"x": len(shape), "bias": 1}, ["y"]).run(None, {"x": x, "bias": bias})[0]
+    np.testing.assert_allclose(ours, _gelu_numpy(x, bias), rtol=0, atol=ATOL)
+    theirs = helper.make_node("BiasGelu", ["x", "bias"], ["y"], domain="com.microsoft")
+    graph = helper.make_graph([theirs], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None] * len(shape)),
+                                              helper.make_tensor_value_info("bias", TensorProto.FLOAT, [None])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)])
+    if len(shape) >= 2:  # com.microsoft::BiasGelu wants rows
+        reference = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+            None, {"x": x, "bias": bias})[0]
+        np.testing.assert_allclose(ours, reference, rtol=0, atol=ATOL)
+
+
+def test_bias_gelu_threads_and_bad_bias(library):
+    x, bias = _gelu_inputs((4, 64, 3072), seed=9)
+    node = helper.make_node("BiasGelu", ["x", "bias"], ["y"], domain=custom_ops.DOMAIN)
+    one, two = (_session(library, [node], {"x": 3, "bias": 1}, ["y"], threads=t).run(None, {"x": x, "bias": bias})[0]
+                for t in (1, 2))
+    np.testing.assert_array_equal(one, two)
+    with pytest.raises(Exception, match=r"BiasGelu: input 'bias' must have shape \(3072,\)"):
+        _session(library, [node], {"x": 3, "bias": 1}, ["y"]).run(None, {"x": x, "bias": bias[:100]})
+
+
 REPO = Path(__file__).resolve().parents[1]
 HARNESS = REPO / "tests" / "native" / "cpu_kernels_harness.cc"
 # -march level -> the /proc/cpuinfo flags it needs (the library's clones: default, x86-64-v3, x86-64-v4)
@@ -422,3 +465,8 @@ def test_kernels_compiled_for_each_isa_level_match_numpy(level, tmp_path_factory
                                    err_msg=f"{level} layernorm {(rows, channels)}")
         if with_optional:
             np.testing.assert_array_equal(out[x.size:].reshape(x.shape), (x + skip) + bias)
+    for rows, channels, split in [(128, 3072, 50), (5, 37, 2)]:
+        x, bias = _gelu_inputs((rows, channels), seed=channels)
+        out = _run_harness(binary, directory, [x, bias], ["biasgelu", rows, channels, split])
+        np.testing.assert_allclose(out.reshape(x.shape), _gelu_numpy(x, bias), rtol=0, atol=ATOL,
+                                   err_msg=f"{level} biasgelu {(rows, channels)}")

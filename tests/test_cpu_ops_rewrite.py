@@ -1,4 +1,4 @@
-"""optimize's rewrites onto our library's fused CPU ops (AddLayerNorm, DepthwiseConv) on custom-op
+"""optimize's rewrites onto our library's fused CPU ops (AddLayerNorm, DepthwiseConv, BiasGelu) on custom-op
 exports: every residual LayerNorm and depthwise convolution rewritten, the same values (fp32,
 1e-5) with the library's kernels and, without the library, with the ops' model-local functions;
 decomposed exports (which must not need our library) are left alone."""
@@ -54,16 +54,31 @@ def test_every_residual_norm_and_depthwise_conv_is_one_op(variants):
     counts = count_nodes(onnx.load(str(fused / "model.onnx")))
     assert counts["com.convbert_export::AddLayerNorm"] == 2 * layers + 1  # + the embeddings' norm
     assert counts["com.convbert_export::DepthwiseConv"] == layers
+    assert counts["com.convbert_export::BiasGelu"] == layers and "com.microsoft::BiasGelu" not in counts
     assert "Conv" not in counts and "InstanceNormalization" not in counts
     assert counts.get("Transpose", 0) == 0  # the depthwise half's two transposes went with it
     steps = {s["step"]: s.get("rewritten") for s in json.loads((fused / "manifest.json").read_text())["transformations"]}
     assert steps["skiplayernorm-to-addlayernorm"] == 2 * layers + 1 and steps["depthwise-to-depthwiseconv"] == layers
+    assert steps["biasgelu-to-ours"] == layers
     assert count_nodes(onnx.load(str(plain / "model.onnx")))["Conv"] == layers
 
 
-def test_kernels_compute_what_the_standard_ops_do(variants):
+def test_kernels_compute_what_the_standard_ops_do(variants, tmp_path):
     fused, plain = variants
     np.testing.assert_allclose(_run(fused), _run(plain), atol=1e-5, rtol=0)
+    # and it was our kernels that ran, not the functions' bodies
+    from convbert_export.custom_ops import library_path
+
+    options = ort.SessionOptions()
+    options.register_custom_ops_library(str(library_path()))
+    options.enable_profiling = True
+    options.profile_file_prefix = str(tmp_path / "profile")
+    session = ort.InferenceSession(str(fused / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    session.run(None, _feeds())
+    events = json.loads(open(session.end_profiling()).read())
+    ran = {e["args"].get("op_name") for e in events if e.get("cat") == "Node"}
+    assert {"AddLayerNorm", "DepthwiseConv", "BiasGelu", "DynamicConv"} <= ran
+    assert not {"LayerNormalization", "Conv", "Erf"} & ran
 
 
 def test_without_the_library_the_functions_compute_the_same(variants):

@@ -21,13 +21,13 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from ..custom_ops import DOMAIN
+from ..custom_ops import ADD_LAYER_NORM_OP_TYPE, BIAS_GELU_OP_TYPE, DEPTHWISE_CONV_OP_TYPE, DOMAIN
 from .graph import Fusion, _attr, _Graph
 from .settings import MS_DOMAIN
 
-DEPTHWISE_OP = "DepthwiseConv"
-ADD_LAYER_NORM_OP = "AddLayerNorm"
-BIAS_GELU_OP = "BiasGelu"
+DEPTHWISE_OP = DEPTHWISE_CONV_OP_TYPE
+ADD_LAYER_NORM_OP = ADD_LAYER_NORM_OP_TYPE
+BIAS_GELU_OP = BIAS_GELU_OP_TYPE
 
 
 def _opset(model: onnx.ModelProto) -> int:

@@ -16,7 +16,7 @@ from ..errors import InvalidInputError, ValidationFailedError
 from ..fileio import atomic_directory, check_no_overlap
 from ..manifest import UNCHECKED, Manifest, file_checksums, load_manifest, verify_checksums, write_manifest
 from ..progress import QUIET, Progress
-from .cpu_ops import depthwise_to_custom_op, skip_layer_norm_to_custom_op
+from .cpu_ops import bias_gelu_to_custom_op, depthwise_to_custom_op, skip_layer_norm_to_custom_op
 from .precision import _name_nodes, calibration_feeds, quantize_int8_dynamic, quantize_int8_static, to_fp16
 from .rewrites import (
     attention_to_mha,
@@ -55,6 +55,8 @@ def optimize_model_proto(model: onnx.ModelProto, settings: OptimizeSettings) -> 
         steps.append({"step": "skiplayernorm-to-addlayernorm", "tool": "convbert_export", "rewritten": count})
         count = depthwise_to_custom_op(model)
         steps.append({"step": "depthwise-to-depthwiseconv", "tool": "convbert_export", "rewritten": count})
+        count = bias_gelu_to_custom_op(model)
+        steps.append({"step": "biasgelu-to-ours", "tool": "convbert_export", "rewritten": count})
     if settings.instance_norm and not settings.fp16:
         count = layernorm_as_instancenorm(model)
         steps.append({"step": "layernorm-as-instancenorm", "tool": "convbert_export", "rewritten": count})

@@ -34,8 +34,9 @@ class OptimizeSettings:
             except for static int8, whose calibrated ranges for that tail would then come from
             one row per text (measured on the demo grid: argmax 60/61 instead of 61/61).
         cpu_ops: in exports that already need our custom-op library (``custom-op`` DynamicConv),
-            run SkipLayerNormalization as our vectorized ``AddLayerNorm`` and the depthwise
-            convolution (with its mask and transposes) as ``DepthwiseConv``
+            run SkipLayerNormalization as our vectorized ``AddLayerNorm``, the depthwise
+            convolution (with its mask and transposes) as ``DepthwiseConv`` and
+            ``com.microsoft::BiasGelu`` as our vectorized ``BiasGelu``
             (``optimize.cpu_ops``). Not applied to fp16 variants (float32 kernels).
         int8: ``None``, ``"dynamic"`` (weights int8, activations quantized per call) or
             ``"static"`` (QDQ with calibrated activation ranges).

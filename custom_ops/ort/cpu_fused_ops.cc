@@ -1,5 +1,6 @@
-// ONNX Runtime CPU kernels for DepthwiseConv and AddLayerNorm (float32), in the library's domain
-// com.convbert_export. Semantics: include/depthwise_conv_kernel.h and include/add_layer_norm_kernel.h.
+// ONNX Runtime CPU kernels for DepthwiseConv, AddLayerNorm and BiasGelu (float32), in the library's
+// domain com.convbert_export. Semantics: include/depthwise_conv_kernel.h, include/add_layer_norm_kernel.h
+// and include/bias_gelu_kernel.h.
 //
 // The hot loops are compiled once per ISA (CONVBERT_CPU_CLONES: AVX-512, AVX2 + FMA, baseline)
 // and the loader picks one; rows of the flattened leading axes are split over the session's
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "add_layer_norm_kernel.h"
+#include "bias_gelu_kernel.h"
 #include "depthwise_conv_kernel.h"
 #include "op_library.h"
 
@@ -23,6 +25,8 @@ namespace {
 // thread, 19-24 us split into tasks of 8-64 rows), so 1 x 128 stays on the calling thread.
 constexpr int64_t kDepthwiseRowsPerTask = 128;
 constexpr int64_t kLayerNormRowsPerTask = 128;
+// BiasGelu costs ~20x a LayerNorm per element (the erf polynomial): 1 x 128 x 3072 splits in four.
+constexpr int64_t kBiasGeluElementsPerTask = 32 * 3072;
 
 bool present(const Ort::ConstValue& value) { return static_cast<const OrtValue*>(value) != nullptr; }
 
@@ -230,13 +234,69 @@ struct AddLayerNormOp : Ort::CustomOpBase<AddLayerNormOp, AddLayerNormKernel, /*
   }
 };
 
+// ---- BiasGelu ----------------------------------------------------------------------------------------
+
+CONVBERT_CPU_CLONES
+void bias_gelu_task(const float* x, const float* bias, float* y, int64_t channels, int64_t row_begin, int64_t row_end) {
+  convbert::bias_gelu_rows(x, bias, y, channels, row_begin, row_end);
+}
+
+struct BiasGeluKernel {
+  OrtStatusPtr ComputeV2(OrtKernelContext* raw_context) {
+    try {
+      Ort::KernelContext context(raw_context);
+      Ort::ConstValue x = context.GetInput(0);
+      Ort::ConstValue bias = context.GetInput(1);
+      const std::vector<int64_t> x_shape = shape_of(x);
+      if (x_shape.empty()) {
+        return make_error("BiasGelu: input 'x' must have at least one axis (..., channels), got a scalar");
+      }
+      const int64_t channels = x_shape.back();
+      const std::vector<int64_t> bias_shape{channels};
+      if (shape_of(bias) != bias_shape) {
+        return make_error("BiasGelu: input 'bias' must have shape " + shape_string(bias_shape) + " (the last axis of x " +
+                          shape_string(x_shape) + "), got " + shape_string(shape_of(bias)));
+      }
+      Ort::UnownedValue y = context.GetOutput(0, x_shape);
+      int64_t rows = 1;
+      for (size_t i = 0; i + 1 < x_shape.size(); ++i) rows *= x_shape[i];
+      if (rows == 0 || channels == 0) return nullptr;
+      const float* x_data = x.GetTensorData<float>();
+      const float* bias_data = bias.GetTensorData<float>();
+      float* y_data = y.GetTensorMutableData<float>();
+      parallel_rows(context, rows, std::max<int64_t>(1, kBiasGeluElementsPerTask / channels),
+                    [=](int64_t begin, int64_t end) { bias_gelu_task(x_data, bias_data, y_data, channels, begin, end); });
+      return nullptr;
+    } catch (const Ort::Exception& e) {
+      return Ort::Status(e).release();
+    } catch (const std::exception& e) {
+      return Ort::Status(e).release();
+    }
+  }
+};
+
+struct BiasGeluOp : Ort::CustomOpBase<BiasGeluOp, BiasGeluKernel, /*WithStatus=*/true> {
+  BiasGeluOp() { InferOutputShapeFn = output_like_input0; }  // y has the shape of x
+  OrtStatusPtr CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* /*info*/, void** op_kernel) const {
+    *op_kernel = new BiasGeluKernel{};
+    return nullptr;
+  }
+  const char* GetName() const { return "BiasGelu"; }
+  size_t GetInputTypeCount() const { return 2; }  // x, bias
+  ONNXTensorElementDataType GetInputType(size_t /*index*/) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+  size_t GetOutputTypeCount() const { return 1; }
+  ONNXTensorElementDataType GetOutputType(size_t /*index*/) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+};
+
 }  // namespace
 
 void add_cpu_fused_ops(Ort::CustomOpDomain& domain) {
   static const DepthwiseConvOp depthwise_conv;
   static const AddLayerNormOp add_layer_norm;
+  static const BiasGeluOp bias_gelu;
   domain.Add(&depthwise_conv);
   domain.Add(&add_layer_norm);
+  domain.Add(&bias_gelu);
 }
 
 }  // namespace convbert_ort

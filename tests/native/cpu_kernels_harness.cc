@@ -1,4 +1,4 @@
-// Runs the DepthwiseConv and AddLayerNorm CPU kernels (custom_ops/include) compiled for one ISA level
+// Runs the DepthwiseConv, AddLayerNorm and BiasGelu CPU kernels (custom_ops/include) compiled for one ISA level
 // (the test builds this file with -march=x86-64, x86-64-v3, x86-64-v4 and CONVBERT_CPU_CLONES empty),
 // on float32 inputs read from a file, and writes the outputs to another file. Every call also runs
 // the rows split in two at `split` and exits 3 when any bit differs from the one-call result.
@@ -6,6 +6,7 @@
 //   harness depthwise IN OUT B S C K MASKED SPLIT     IN: x, weight, [mask (B, S)]   OUT: y
 //   harness layernorm IN OUT R C EPS SKIP BETA BIAS SUM SPLIT
 //                                                    IN: x, [skip], gamma, [beta], [bias]   OUT: y, [sum]
+//   harness biasgelu IN OUT R C SPLIT                IN: x (R, C), bias (C)   OUT: y
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "add_layer_norm_kernel.h"
+#include "bias_gelu_kernel.h"
 #include "depthwise_conv_kernel.h"
 
 namespace {
@@ -113,10 +115,26 @@ int layernorm(char** argv) {
   return write_all(argv[3], whole) ? 0 : fail("layernorm: cannot write the output");
 }
 
+int biasgelu(char** argv) {
+  const int64_t R = std::atoll(argv[4]), C = std::atoll(argv[5]), split = std::atoll(argv[6]);
+  const std::vector<float> in = read_all(argv[2]);
+  const size_t expected = static_cast<size_t>(R * C + C);
+  if (in.size() != expected) {
+    return fail("biasgelu: input has " + std::to_string(in.size()) + " floats, expected " + std::to_string(expected));
+  }
+  std::vector<float> whole(static_cast<size_t>(R * C)), parts(whole.size());
+  convbert::bias_gelu_rows(in.data(), in.data() + R * C, whole.data(), C, 0, R);
+  convbert::bias_gelu_rows(in.data(), in.data() + R * C, parts.data(), C, 0, split);
+  convbert::bias_gelu_rows(in.data(), in.data() + R * C, parts.data(), C, split, R);
+  if (std::memcmp(whole.data(), parts.data(), whole.size() * sizeof(float)) != 0) return 3;
+  return write_all(argv[3], whole) ? 0 : fail("biasgelu: cannot write the output");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc == 10 && std::strcmp(argv[1], "depthwise") == 0) return depthwise(argv);
   if (argc == 12 && std::strcmp(argv[1], "layernorm") == 0) return layernorm(argv);
+  if (argc == 7 && std::strcmp(argv[1], "biasgelu") == 0) return biasgelu(argv);
   return fail("usage: see the comment at the top of cpu_kernels_harness.cc");
 }
