@@ -147,7 +147,9 @@ def _first_token_graph(source_model: Path, work: Path) -> tuple[Path, int]:
     if not count:
         return source_model, 0
     path = work / source_model.name
-    onnx.save_model(model, str(path), save_as_external_data=True, location=path.name + ".data")
+    # one file when protobuf can hold it (a custom-op export's functions are inlined in memory)
+    external = model.ByteSize() >= 2**31 - 2**20
+    onnx.save_model(model, str(path), save_as_external_data=external, location=path.name + ".data")
     return path, count
 
 
