@@ -303,3 +303,18 @@ def test_per_token_int8_pipelines_pad_to_buckets_and_answer_exactly_alone_or_bat
     assert sorted(batch for batch, _ in shapes[: -len(texts)]) == [1, 1, 2]
     for a, b in zip(alone, batched):
         np.testing.assert_array_equal(a, b)
+
+
+def test_optimize_json_stays_json_while_nncf_logs(exports, tmp_path):
+    """nncf logs (a handler on stdout) and draws a progress bar while it compresses weights; the
+    `--json` output of the command, run as users run it, must stay parseable."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "int8-json"
+    command = [sys.executable, "-m", "convbert_export.cli", "optimize", str(exports["decomposed"]), "-o", str(out),
+               "--openvino", "int8", "--no-validate", "--json"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["path"] == str(out)
+    assert "nncf" in result.stderr  # its logs went to stderr, not away

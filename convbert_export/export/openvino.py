@@ -36,7 +36,10 @@ Imports openvino and nncf lazily.
 
 from __future__ import annotations
 
+import os
+import sys
 import tempfile
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +104,22 @@ def check_bf16(variant: OpenVinoVariant, cpu=None) -> None:
             f"({cpu.model}) lacks: OpenVINO would run it in f32 and neither its speed nor its accuracy would be "
             "what was validated; choose --openvino f32 or int8"
         )
+
+
+@contextmanager
+def _stdout_to_stderr():
+    """Send file descriptor 1 to stderr inside the block: nncf logs (an INFO handler on stdout) and
+    draws a progress bar there, which would corrupt ``--json`` output."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with redirect_stdout(sys.stderr):  # what writes to sys.stdout when that is not fd 1
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _import_nncf():
@@ -193,7 +212,7 @@ def _write_ir(core, ov, source_model: Path, work: Path, manifest, directory: Pat
         # head stay float (measured on conv-bert-base: with them int8 one of 73 validation rows,
         # the one with the smallest margin, flipped its label)
         scope = nncf.IgnoredScope(types=["Gather"], names=head, validate=False)
-        with progress.step(f"compressing weights ({variant.weights}, nncf {nncf.__version__})"):
+        with progress.step(f"compressing weights ({variant.weights}, nncf {nncf.__version__})"), _stdout_to_stderr():
             model = nncf.compress_weights(model, mode=mode, ignored_scope=scope)
         steps.append({"step": "int8-weights", "tool": f"nncf.compress_weights {nncf.__version__}", "mode": variant.weights,
                       "granularity": "per output channel",
